@@ -1,0 +1,73 @@
+"""GET /health: version, environment and a real database probe (SPEC §3.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from orgauth._version import __version__
+from orgauth.db import ping
+
+if TYPE_CHECKING:
+    from orgauth.extension import OrgAuth
+
+HEALTH_PROBE_TIMEOUT_S = 3.0
+logger = logging.getLogger("orgauth.health")
+
+
+class DatabaseCheck(BaseModel):
+    status: Literal["ok", "error"]
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class HealthChecks(BaseModel):
+    database: DatabaseCheck
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    version: str
+    environment: str
+    timestamp: datetime
+    checks: HealthChecks
+
+
+async def check_health(auth: OrgAuth) -> HealthResponse:
+    """Probe the database with a bounded timeout and report."""
+    try:
+        latency = await asyncio.wait_for(ping(auth.engine), HEALTH_PROBE_TIMEOUT_S)
+        database = DatabaseCheck(status="ok", latency_ms=round(latency, 2))
+    except Exception as exc:  # any failure of the probe means unhealthy, never a 500
+        logger.warning("health probe failed", extra={"error": type(exc).__name__})
+        database = DatabaseCheck(status="error", error="database unreachable")
+    return HealthResponse(
+        status="healthy" if database.status == "ok" else "unhealthy",
+        version=__version__,
+        environment=auth.settings.environment,
+        timestamp=datetime.now(UTC),
+        checks=HealthChecks(database=database),
+    )
+
+
+def build_health_router(auth: OrgAuth) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/health",
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "Database unreachable"}},
+        summary="Service health with a database probe",
+    )
+    async def health() -> Any:
+        report = await check_health(auth)
+        status_code = 200 if report.status == "healthy" else 503
+        return JSONResponse(report.model_dump(mode="json"), status_code=status_code)
+
+    return router

@@ -1,0 +1,35 @@
+"""create_app(settings): the standalone orgauth server."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from orgauth._version import __version__
+from orgauth.extension import OrgAuth
+from orgauth.logs import configure_logging
+from orgauth.settings import OrgAuthSettings, load_settings
+
+
+def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
+    """Build the standalone app: every orgauth route, ``/health`` and (optionally) the docs."""
+    settings = settings if settings is not None else load_settings()
+    configure_logging(settings)
+    auth = OrgAuth(settings)
+    docs = settings.docs_are_enabled
+    app = FastAPI(
+        title="orgauth",
+        version=__version__,
+        description="Authentication, sessions and organizations.",
+        lifespan=auth.lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url=f"{settings.api_prefix}/openapi.json" if docs else None,
+        swagger_ui_oauth2_redirect_url="/docs/oauth2-redirect" if docs else None,
+    )
+    auth.install(app)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (used by ``orgauth serve``)."""
+    return create_app(load_settings())

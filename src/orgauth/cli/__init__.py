@@ -1,0 +1,48 @@
+"""The ``orgauth`` command line (Typer + Rich). Heavy modules are imported inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from orgauth.cli import health, migrate, serve, sessions, user
+from orgauth.cli.common import CliError, print_error
+
+app = typer.Typer(
+    name="orgauth",
+    help="orgauth: authentication, sessions and organizations for FastAPI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command("serve")(serve.serve)
+app.command("health")(health.health)
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(user.app, name="user")
+app.add_typer(sessions.app, name="sessions")
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """orgauth: authentication, sessions and organizations for FastAPI."""
+    if version:
+        from orgauth._version import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console-script entry point: user errors are one line and a non-zero exit."""
+    try:
+        app()
+    except CliError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        sys.exit(130)

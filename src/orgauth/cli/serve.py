@@ -1,0 +1,61 @@
+"""``orgauth serve``: run the standalone server with uvicorn."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from orgauth.cli.common import fail, load_cli_settings, run_with_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, max=64, help="Number of worker processes."),
+    reload: bool = typer.Option(False, "--reload", help="Restart on code changes (development)."),
+) -> None:
+    """Run the orgauth server.
+
+    In development pending migrations are applied first; in production the server refuses
+    to start unless the database is at the latest migration.
+    """
+    from orgauth import migrate
+
+    settings = load_cli_settings()
+    if reload and workers > 1:
+        raise fail("--reload and --workers cannot be combined")
+    if reload and settings.is_production:
+        raise fail("--reload is for development; do not use it with ENVIRONMENT=production")
+    _ = settings.signing_key  # create the development key once, before workers start
+
+    async def prepare(engine: AsyncEngine) -> str | None:
+        if not settings.is_production:
+            await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+
+    current = run_with_engine(settings, prepare)
+    head = migrate.head_revision()
+    if current != head:
+        raise fail(
+            f"the database is at revision {current or 'base'}, not the latest ({head}); "
+            "run `orgauth migrate apply` first"
+        )
+
+    import uvicorn
+
+    uvicorn.run(
+        "orgauth.app:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=False,  # orgauth applies FORWARDED_ALLOW_IPS itself
+        server_header=False,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+    )

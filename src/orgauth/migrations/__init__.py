@@ -1,0 +1,1 @@
+"""orgauth's bundled Alembic migrations (``script_location = orgauth:migrations``)."""

@@ -1,0 +1,238 @@
+"""SQLModel tables of orgauth (SPEC §7).
+
+All tables live in SQLModel's shared metadata so host models can point foreign keys at
+``users.id`` and ``organizations.id``; orgauth's migrations only ever look at the tables
+listed in ``ORGAUTH_TABLES``. Every string column has an explicit length, every
+constraint and index an explicit name (needed for SQLite batch migrations).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+EMAIL_MAX_LENGTH = 320
+NAME_MAX_LENGTH = 100
+ORG_NAME_MAX_LENGTH = 100
+SLUG_MAX_LENGTH = 64
+DESCRIPTION_MAX_LENGTH = 1000
+PASSWORD_HASH_MAX_LENGTH = 255
+TOKEN_HASH_LENGTH = 64  # hex SHA-256
+DEVICE_NAME_MAX_LENGTH = 200
+DEVICE_TYPE_MAX_LENGTH = 20
+BROWSER_MAX_LENGTH = 100
+OS_MAX_LENGTH = 100
+IP_MAX_LENGTH = 45
+USER_AGENT_MAX_LENGTH = 512
+REASON_MAX_LENGTH = 32
+ROLE_MAX_LENGTH = 16
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored with its time zone and always read back as aware UTC.
+
+    SQLite has no time zone type and hands back naive values; this keeps both databases
+    returning the same aware datetimes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class OrgRole(enum.StrEnum):
+    """Roles inside an organization, from most to least privileged."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+    @property
+    def rank(self) -> int:
+        return {OrgRole.OWNER: 3, OrgRole.ADMIN: 2, OrgRole.MEMBER: 1}[self]
+
+
+def _uuid_fk(target: str, *, name: str, primary_key: bool = False) -> Column[uuid.UUID]:
+    """A non-null UUID foreign key whose rows go with their parent (ON DELETE CASCADE)."""
+    return Column(
+        Uuid(),
+        ForeignKey(target, ondelete="CASCADE", name=name),
+        nullable=False,
+        primary_key=primary_key,
+    )
+
+
+class User(SQLModel, table=True):
+    """An account. ``email`` is stored normalised (lower case): unique regardless of case."""
+
+    __tablename__: ClassVar[str] = "users"
+    __table_args__ = (Index("ix_users_email", "email", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(sa_column=Column(String(EMAIL_MAX_LENGTH), nullable=False))
+    hashed_password: str = Field(
+        sa_column=Column(String(PASSWORD_HASH_MAX_LENGTH), nullable=False), repr=False
+    )
+    first_name: str | None = Field(default=None, sa_column=Column(String(NAME_MAX_LENGTH)))
+    last_name: str | None = Field(default=None, sa_column=Column(String(NAME_MAX_LENGTH)))
+    is_active: bool = Field(default=True, sa_column=Column(Boolean(), nullable=False))
+    is_superuser: bool = Field(default=False, sa_column=Column(Boolean(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    password_changed_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime, nullable=False
+    )
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in device. Access tokens name it (``sid``); refresh tokens belong to it."""
+
+    __tablename__: ClassVar[str] = "user_sessions"
+    __table_args__ = (
+        Index("ix_user_sessions_user_id_last_used_at", "user_id", "last_used_at"),
+        Index("ix_user_sessions_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(sa_column=_uuid_fk("users.id", name="fk_user_sessions_user_id"))
+    device_name: str | None = Field(default=None, sa_column=Column(String(DEVICE_NAME_MAX_LENGTH)))
+    device_type: str | None = Field(default=None, sa_column=Column(String(DEVICE_TYPE_MAX_LENGTH)))
+    browser: str | None = Field(default=None, sa_column=Column(String(BROWSER_MAX_LENGTH)))
+    os: str | None = Field(default=None, sa_column=Column(String(OS_MAX_LENGTH)))
+    ip_address: str | None = Field(default=None, sa_column=Column(String(IP_MAX_LENGTH)))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(USER_AGENT_MAX_LENGTH)))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_reason: str | None = Field(default=None, sa_column=Column(String(REASON_MAX_LENGTH)))
+
+
+class RefreshToken(SQLModel, table=True):
+    """One issued refresh token, stored only as its SHA-256 hash.
+
+    Rotated tokens are kept (``rotated_at`` set) until they expire so that presenting one
+    again is recognised as theft and revokes the session.
+    """
+
+    __tablename__: ClassVar[str] = "refresh_tokens"
+    __table_args__ = (
+        Index("ix_refresh_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_refresh_tokens_session_id", "session_id"),
+        Index("ix_refresh_tokens_expires_at", "expires_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    session_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("user_sessions.id", name="fk_refresh_tokens_session_id")
+    )
+    token_hash: str = Field(sa_column=Column(String(TOKEN_HASH_LENGTH), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class Organization(SQLModel, table=True):
+    """A tenant. ``slug`` is unique and URL-safe."""
+
+    __tablename__: ClassVar[str] = "organizations"
+    __table_args__ = (Index("ix_organizations_slug", "slug", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=Column(String(ORG_NAME_MAX_LENGTH), nullable=False))
+    slug: str = Field(sa_column=Column(String(SLUG_MAX_LENGTH), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(String(DESCRIPTION_MAX_LENGTH)))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Membership(SQLModel, table=True):
+    """A user's role in an organization; one row per (organization, user) pair."""
+
+    __tablename__: ClassVar[str] = "organization_members"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('owner', 'admin', 'member')", name="ck_organization_members_role"
+        ),
+        Index("ix_organization_members_user_id", "user_id"),
+        Index("ix_organization_members_organization_id_role", "organization_id", "role"),
+    )
+
+    organization_id: uuid.UUID = Field(
+        sa_column=_uuid_fk(
+            "organizations.id", name="fk_organization_members_organization_id", primary_key=True
+        )
+    )
+    user_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("users.id", name="fk_organization_members_user_id", primary_key=True)
+    )
+    role: str = Field(sa_column=Column(String(ROLE_MAX_LENGTH), nullable=False))
+    joined_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class PasswordResetToken(SQLModel, table=True):
+    """A single-use password reset token, stored only as its SHA-256 hash."""
+
+    __tablename__: ClassVar[str] = "password_reset_tokens"
+    __table_args__ = (
+        Index("ix_password_reset_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_password_reset_tokens_user_id", "user_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("users.id", name="fk_password_reset_tokens_user_id")
+    )
+    token_hash: str = Field(sa_column=Column(String(TOKEN_HASH_LENGTH), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
+    User,
+    UserSession,
+    RefreshToken,
+    Organization,
+    Membership,
+    PasswordResetToken,
+)
+ORGAUTH_TABLES: frozenset[str] = frozenset(
+    model.__table__.name  # type: ignore[attr-defined]
+    for model in ORGAUTH_MODELS
+)

@@ -1,0 +1,1 @@
+"""Pure security building blocks: passwords, tokens, devices, headers, rate limits."""

@@ -1,0 +1,1 @@
+"""Business rules. No FastAPI imports: routes and the CLI call into these."""

@@ -1,0 +1,82 @@
+"""Creating, finding and promoting user accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from orgauth.models import User, utcnow
+from orgauth.security.passwords import PasswordHasher, PasswordIdentity, check_password_policy
+from orgauth.validation import normalize_email
+
+
+@dataclass(frozen=True)
+class SuperuserResult:
+    user: User
+    created: bool
+    promoted: bool
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    """Look a user up by (already normalised) email; one indexed query."""
+    result = await session.execute(select(User).where(col(User.email) == email))
+    return result.scalar_one_or_none()
+
+
+async def ensure_superuser(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    email: str,
+    password: str | None,
+    min_password_length: int,
+    first_name: str | None = None,
+    last_name: str | None = None,
+) -> SuperuserResult:
+    """Create a superuser, or promote the existing account with that email.
+
+    Idempotent and safe when several processes run it at once. An existing account keeps
+    its password; ``password`` is only checked and used when the account is created.
+    """
+    normalized = normalize_email(email)
+    existing = await get_user_by_email(session, normalized)
+    if existing is not None:
+        return await _promote(session, existing)
+    if password is None:
+        raise ValueError("a password is required to create a new superuser")
+    clean = check_password_policy(
+        password,
+        min_length=min_password_length,
+        identity=PasswordIdentity(normalized, first_name, last_name),
+    )
+    user = User(
+        email=normalized,
+        hashed_password=await hasher.hash(clean),
+        first_name=first_name,
+        last_name=last_name,
+        is_superuser=True,
+    )
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError:  # another process created it first
+        await session.rollback()
+        raced = await get_user_by_email(session, normalized)
+        if raced is None:
+            raise
+        return await _promote(session, raced)
+    return SuperuserResult(user=user, created=True, promoted=False)
+
+
+async def _promote(session: AsyncSession, user: User) -> SuperuserResult:
+    if user.is_superuser:
+        return SuperuserResult(user=user, created=False, promoted=False)
+    user.is_superuser = True
+    user.updated_at = utcnow()
+    session.add(user)
+    await session.commit()
+    return SuperuserResult(user=user, created=False, promoted=True)

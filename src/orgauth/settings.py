@@ -1,0 +1,397 @@
+"""OrgAuthSettings: every setting of orgauth, its parsing, validation and the production guard.
+
+Settings are read from the environment and a ``.env`` file in the working directory, or
+passed in explicitly as ``OrgAuthSettings(...)``. Nothing in orgauth reads a module-level
+settings global: every component receives the settings object it works with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./orgauth.db"
+SECRET_KEY_FILE_NAME = ".orgauth-secret-key"
+MIN_SECRET_KEY_LENGTH = 32
+MIN_PRODUCTION_BCRYPT_ROUNDS = 12
+MAX_PASSWORD_LENGTH = 128
+
+# Values that look like they were copied from documentation rather than generated.
+PLACEHOLDER_SECRET_MARKERS = ("change", "secret-key", "your-", "example")
+ENV_EXAMPLE_SECRET_KEY = "replace-with-output-of-python-c-import-secrets-token-urlsafe-48"
+
+Environment = Literal["development", "production"]
+CspMode = Literal["strict", "relaxed", "disabled"]
+EmailBackend = Literal["console", "smtp", "file"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; ``str(error)`` is one line naming the setting."""
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a valid JSON list ({exc.msg})") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain driver URLs to the async drivers orgauth uses.
+
+    ``postgresql://`` and ``postgres://`` mean asyncpg; ``sqlite://`` means aiosqlite.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("must look like 'postgresql://user@host/db' or 'sqlite:///./file.db'")
+    scheme_lower = scheme.lower()
+    if scheme_lower in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return f"postgresql+asyncpg://{rest}"
+    if scheme_lower in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    raise ValueError(f"unsupported database scheme '{scheme}' (use postgresql:// or sqlite://)")
+
+
+class OrgAuthSettings(BaseSettings):
+    """Every orgauth setting (SPEC §2); environment variables are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    environment: Environment = "development"
+
+    database_url: str | None = None
+    postgres_user: str | None = None
+    postgres_password: SecretStr | None = None
+    postgres_host: str | None = None
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_db: str | None = None
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
+    db_max_overflow: int = Field(default=50, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=30, gt=0)
+    db_pool_recycle: int = Field(default=3600, ge=-1)
+
+    secret_key: SecretStr | None = None
+
+    access_token_expire_minutes: PositiveFloat = 15
+    refresh_token_expire_days: PositiveFloat = 7
+    session_max_lifetime_days: PositiveFloat = 30
+    refresh_reuse_grace_seconds: float = Field(default=0, ge=0, le=300)
+    jwt_issuer: str = Field(default="orgauth", min_length=1, max_length=255)
+    jwt_audience: str = Field(default="orgauth", min_length=1, max_length=255)
+
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    password_min_length: int = Field(default=12, ge=8, le=MAX_PASSWORD_LENGTH)
+
+    api_prefix: str = "/api/v1"
+    backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    csp_mode: CspMode = "strict"
+    docs_enabled: bool | None = None
+
+    rate_limit_enabled: bool = True
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_login: str = "10/minute"
+    rate_limit_register: str = "5/hour"
+    rate_limit_refresh: str = "30/minute"
+    rate_limit_password_reset: str = "5/hour"
+    rate_limit_password_change: str = "5/15 minutes"
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    allow_registration: bool = True
+    allow_user_org_creation: bool = True
+    first_superuser_email: str | None = None
+    first_superuser_password: SecretStr | None = None
+
+    email_backend: EmailBackend = "console"
+    email_file_dir: str = "./orgauth-emails"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    email_from: str = "orgauth <no-reply@localhost>"
+    frontend_url: str = "http://localhost:3000"
+    password_reset_expire_minutes: PositiveFloat = 60
+
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat | None = None
+
+    # --- parsing -----------------------------------------------------------------
+
+    @field_validator("environment", "csp_mode", "email_backend", "log_format", mode="before")
+    @classmethod
+    def _lowercase_choice(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _uppercase_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _smtp_tls_choice(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "starttls" if value else "none"
+        if isinstance(value, str):
+            text = value.strip().lower()
+            return {"true": "starttls", "1": "starttls", "false": "none", "0": "none"}.get(
+                text, text
+            )
+        return value
+
+    @field_validator("backend_cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("backend_cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for origin in origins:
+            origin = origin.strip().rstrip("/")
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"'{origin}' is not an origin like https://app.example.com")
+            if origin != "*" and origin.count("/") > 2:
+                raise ValueError(f"'{origin}' must be an origin without a path")
+            cleaned.append(origin)
+        return cleaned
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _parse_forwarded(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry}' is not an IP address or network") from None
+        return entries
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalize_database_url(value.strip())
+
+    @field_validator("api_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith("/"):
+            raise ValueError("must start with '/' (for example /api/v1)")
+        return value
+
+    @field_validator("frontend_url")
+    @classmethod
+    def _check_frontend_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator(
+        "rate_limit_login",
+        "rate_limit_register",
+        "rate_limit_refresh",
+        "rate_limit_password_reset",
+        "rate_limit_password_change",
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not in limits notation (e.g. '10/minute')") from None
+        return value
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
+            raise ValueError("must be memory:// or a redis:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters long")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> OrgAuthSettings:
+        if bool(self.first_superuser_email) != bool(self.first_superuser_password):
+            raise ValueError(
+                "FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD must be set together"
+            )
+        if self.email_backend == "smtp" and not self.smtp_host:
+            raise ValueError("SMTP_HOST is required when EMAIL_BACKEND=smtp")
+        if self.is_production:
+            self._production_guard()
+        return self
+
+    def _production_guard(self) -> None:
+        """Refuse unsafe production settings (SPEC §4.10); one message naming the setting."""
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not key:
+            raise ValueError("SECRET_KEY is required in production")
+        lowered = key.lower()
+        if key == ENV_EXAMPLE_SECRET_KEY or any(m in lowered for m in PLACEHOLDER_SECRET_MARKERS):
+            raise ValueError("SECRET_KEY looks like a placeholder; generate a random one")
+        if len(set(key)) < 8:
+            raise ValueError("SECRET_KEY is too predictable; generate a random one")
+        if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
+            raise ValueError(
+                f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
+            )
+        if "*" in self.backend_cors_origins:
+            raise ValueError("BACKEND_CORS_ORIGINS must not contain '*' in production")
+        if self.email_backend == "console":
+            raise ValueError("EMAIL_BACKEND=console is for development; use smtp or file")
+
+    # --- derived values --------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def docs_are_enabled(self) -> bool:
+        return (not self.is_production) if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "text"
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The async database URL in force (DATABASE_URL, then POSTGRES_*, then SQLite)."""
+        if self.database_url:
+            return self.database_url
+        if self.postgres_host:
+            user = quote(self.postgres_user or "postgres", safe="")
+            password = self.postgres_password.get_secret_value() if self.postgres_password else ""
+            auth = f"{user}:{quote(password, safe='')}" if password else user
+            db = quote(self.postgres_db or self.postgres_user or "postgres", safe="")
+            return f"postgresql+asyncpg://{auth}@{self.postgres_host}:{self.postgres_port}/{db}"
+        return DEFAULT_DATABASE_URL
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """Filesystem path of the SQLite database, or None for memory/PostgreSQL."""
+        if not self.is_sqlite:
+            return None
+        path = self.sqlalchemy_url.split(":///", 1)[-1].split("?", 1)[0]
+        if not path or path == ":memory:" or "mode=memory" in self.sqlalchemy_url:
+            return None
+        return Path(path)
+
+    @property
+    def secret_key_file(self) -> Path:
+        """Where the development secret key is kept: beside the SQLite file, else the cwd."""
+        sqlite_path = self.sqlite_path
+        directory = sqlite_path.parent if sqlite_path is not None else Path.cwd()
+        return directory / SECRET_KEY_FILE_NAME
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The key that signs tokens: SECRET_KEY, or in development a persisted generated one."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.is_production:  # pragma: no cover - the production guard refuses this earlier
+            raise SettingsError("SECRET_KEY is required in production")
+        return load_or_create_key_file(self.secret_key_file)
+
+
+def load_or_create_key_file(path: Path) -> str:
+    """Read the key stored at ``path``, creating it (mode 0600) if it does not exist.
+
+    Creation is atomic: the key is written to a private temporary file and hard-linked into
+    place, so concurrent workers starting at once all end up with the same key.
+    """
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        with contextlib.suppress(FileExistsError):  # another worker won the race
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(f"the secret key file {path} is damaged; delete it to generate anew")
+    return key
+
+
+def format_settings_error(error: ValidationError) -> str:
+    """Turn a settings ValidationError into one line naming the setting."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if location:
+        return f"Invalid setting {location.upper()}: {message}"
+    return f"Invalid settings: {message}"
+
+
+def load_settings(**overrides: Any) -> OrgAuthSettings:
+    """Read settings from the environment and ``.env``; raise SettingsError with one line."""
+    try:
+        return OrgAuthSettings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(format_settings_error(exc)) from None
