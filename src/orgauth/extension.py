@@ -1,4 +1,4 @@
-"""OrgAuth: owns the settings, database engine and password hasher of one orgauth instance.
+"""OrgAuth: owns the settings, database engine and collaborators of one orgauth instance.
 
 ``OrgAuth(settings).install(app)`` adds orgauth's routes, error handling and middleware to
 a FastAPI app; ``auth.lifespan`` opens and closes its resources. Several instances with
@@ -7,16 +7,27 @@ different settings can live in one process: nothing is global.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orgauth.db import create_engine, create_sessionmaker
+from orgauth.email import EmailSender, create_email_sender
+from orgauth.hooks import Hooks
 from orgauth.security.passwords import PasswordHasher, WeakPasswordError
+from orgauth.security.ratelimit import RateLimiter, RouteLimits
+from orgauth.security.tokens import AccessTokenCodec
+from orgauth.services.context import AuthContext
 from orgauth.settings import OrgAuthSettings, load_settings
+
+if TYPE_CHECKING:
+    from orgauth.api.deps import Dependencies
 
 logger = logging.getLogger("orgauth")
 
@@ -30,12 +41,20 @@ class OrgAuth:
         *,
         engine: AsyncEngine | None = None,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        email_sender: EmailSender | None = None,
+        prune_interval_seconds: float | None = 3600.0,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self._engine = engine
         self._owns_engine = engine is None
         self._sessionmaker = sessionmaker
+        self._email_sender = email_sender
+        self._prune_interval = prune_interval_seconds
+        self._prune_task: asyncio.Task[None] | None = None
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
+        self.hooks = Hooks()
+        self.rate_limiter = RateLimiter(self.settings)
+        self.limits = RouteLimits(self.settings, self.rate_limiter)
 
     # --- resources -----------------------------------------------------------------
 
@@ -52,13 +71,52 @@ class OrgAuth:
             self._sessionmaker = create_sessionmaker(self.engine)
         return self._sessionmaker
 
+    @cached_property
+    def access_tokens(self) -> AccessTokenCodec:
+        settings = self.settings
+        return AccessTokenCodec(
+            key=settings.signing_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            lifetime_seconds=settings.access_token_expire_minutes * 60,
+        )
+
+    @cached_property
+    def email_sender(self) -> EmailSender:
+        return self._email_sender or create_email_sender(self.settings)
+
+    @cached_property
+    def context(self) -> AuthContext:
+        """Settings and collaborators handed to the services."""
+        return AuthContext(
+            settings=self.settings,
+            passwords=self.passwords,
+            access_tokens=self.access_tokens,
+            email=self.email_sender,
+        )
+
+    @cached_property
+    def dependencies(self) -> Dependencies:
+        from orgauth.api.deps import Dependencies
+
+        return Dependencies(self)
+
+    # --- lifecycle -----------------------------------------------------------------
+
     async def startup(self) -> None:
-        """Open resources and create the first superuser when configured."""
-        _ = self.settings.signing_key  # create/read the development key before serving
+        """Open resources, create the first superuser when configured, start pruning."""
+        _ = self.access_tokens  # create/read the development key before serving
         await self._create_first_superuser()
+        if self._prune_interval:
+            self._prune_task = asyncio.create_task(self._prune_periodically(self._prune_interval))
 
     async def shutdown(self) -> None:
-        """Release the engine (when orgauth created it) and the hashing threads."""
+        """Stop pruning, release the engine (when orgauth created it) and hashing threads."""
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._prune_task
+            self._prune_task = None
         self.passwords.close()
         if self._engine is not None and self._owns_engine:
             await self._engine.dispose()
@@ -94,7 +152,39 @@ class OrgAuth:
         if result.created:
             logger.info("first superuser created", extra={"user_id": str(result.user.id)})
 
+    async def _prune_periodically(self, interval: float) -> None:
+        from orgauth.services.maintenance import prune_with_lock
+
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.sessionmaker() as session:
+                    result = await prune_with_lock(session)
+                if result is not None:
+                    logger.info(
+                        "pruned expired sessions",
+                        extra={
+                            "sessions": result.sessions,
+                            "refresh_tokens": result.refresh_tokens,
+                        },
+                    )
+            except Exception as exc:  # keep the loop alive through outages
+                logger.warning("session pruning failed", extra={"error": type(exc).__name__})
+
     # --- installation --------------------------------------------------------------
+
+    @cached_property
+    def router(self) -> APIRouter:
+        """Every orgauth route under ``API_PREFIX``, for apps that mount it themselves."""
+        from orgauth.api.routes.auth import build_auth_router
+        from orgauth.api.routes.sessions import build_sessions_router
+        from orgauth.api.routes.users import build_users_router
+
+        router = APIRouter(prefix=self.settings.api_prefix)
+        router.include_router(build_auth_router(self))
+        router.include_router(build_users_router(self))
+        router.include_router(build_sessions_router(self))
+        return router
 
     def install(self, app: FastAPI, *, include_health: bool = True) -> None:
         """Add orgauth's routes (under ``API_PREFIX``) and error handling to ``app``."""
@@ -104,10 +194,22 @@ class OrgAuth:
         install_error_handlers(app)
         if include_health:
             app.include_router(build_health_router(self))
+        app.include_router(self.router)
         app.state.orgauth = self
 
-    def __repr__(self) -> str:
-        return f"OrgAuth(environment={self.settings.environment!r}, database={self._db_label()})"
+    # Public shortcuts for host apps: ``Depends(auth.current_user)``.
+    @property
+    def current_user(self):  # type: ignore[no-untyped-def]
+        return self.dependencies.current_user
 
-    def _db_label(self) -> str:
-        return "sqlite" if self.settings.is_sqlite else "postgresql"
+    @property
+    def optional_user(self):  # type: ignore[no-untyped-def]
+        return self.dependencies.optional_user
+
+    @property
+    def current_superuser(self):  # type: ignore[no-untyped-def]
+        return self.dependencies.current_superuser
+
+    def __repr__(self) -> str:
+        database = "sqlite" if self.settings.is_sqlite else "postgresql"
+        return f"OrgAuth(environment={self.settings.environment!r}, database={database})"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -44,11 +46,32 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _safe_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape, without echoing the submitted values (they may be passwords)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "type": error.get("type"),
+            "loc": [_safe_text(part) for part in error.get("loc", ())],
+            "msg": _safe_text(error.get("msg")),
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers once per app."""
     if getattr(app.state, "orgauth_error_handlers", False):
         return
     app.add_exception_handler(OrgAuthError, _orgauth_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)

@@ -43,3 +43,26 @@ async def prune_expired(session: AsyncSession) -> PruneResult:
 
 def _count(result: object) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+# Any constant shared by every orgauth process: only one of them prunes at a time.
+PRUNE_LOCK_ID = 0x6F72_6761_7570_72
+
+
+async def prune_with_lock(session: AsyncSession) -> PruneResult | None:
+    """Prune unless another process is already doing it (PostgreSQL advisory lock).
+
+    Returns None when another worker holds the lock. On SQLite, writes are serialised by
+    the database and pruning is idempotent, so no lock is needed.
+    """
+    from sqlalchemy import text
+
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        acquired = await session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": PRUNE_LOCK_ID}
+        )
+        if not acquired:
+            await session.rollback()
+            return None
+    return await prune_expired(session)

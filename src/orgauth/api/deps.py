@@ -1,0 +1,106 @@
+"""FastAPI dependencies bound to one OrgAuth instance.
+
+``Dependencies(auth)`` builds the callables once, so FastAPI's per-request dependency cache
+shares one database session between ``current_user`` and the route that uses it.
+"""
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
+from orgauth.models import User
+from orgauth.security.network import TrustedProxies
+from orgauth.security.tokens import InvalidTokenError
+from orgauth.services import sessions
+from orgauth.services.context import ClientInfo
+from orgauth.services.sessions import Principal
+
+if TYPE_CHECKING:
+    from orgauth.extension import OrgAuth
+
+MAX_USER_AGENT_INPUT = 1024
+
+
+class Dependencies:
+    """The dependencies of one OrgAuth: database session, client info and the principal."""
+
+    def __init__(self, auth: "OrgAuth") -> None:
+        settings = auth.settings
+        proxies = TrustedProxies(settings.forwarded_allow_ips)
+        bearer = OAuth2PasswordBearer(
+            tokenUrl=f"{settings.api_prefix}/auth/login/oauth",
+            auto_error=False,
+            scheme_name="OrgAuthBearer",
+        )
+
+        async def get_db() -> AsyncIterator[AsyncSession]:
+            """A database session for the duration of the request."""
+            async with auth.sessionmaker() as session:
+                yield session
+
+        def get_client(request: Request) -> ClientInfo:
+            """Client IP (X-Forwarded-For only from trusted proxies) and User-Agent."""
+            peer = request.client.host if request.client else None
+            forwarded = request.headers.get("x-forwarded-for")
+            user_agent = request.headers.get("user-agent")
+            return ClientInfo(
+                ip=proxies.client_ip(peer, forwarded),
+                user_agent=user_agent[:MAX_USER_AGENT_INPUT] if user_agent else None,
+            )
+
+        async def _principal_from_token(token: str, db: AsyncSession) -> Principal:
+            try:
+                claims = auth.access_tokens.verify(token)
+            except InvalidTokenError:
+                raise AuthenticationError(
+                    "The access token is invalid or expired.", code=ErrorCode.INVALID_TOKEN
+                ) from None
+            principal = await sessions.authenticate(
+                db, user_id=claims.user_id, session_id=claims.session_id
+            )
+            if principal is None:
+                raise AuthenticationError(
+                    "The session has ended; sign in again.", code=ErrorCode.INVALID_TOKEN
+                )
+            return principal
+
+        async def get_principal(
+            token: Annotated[str | None, Depends(bearer)],
+            db: Annotated[AsyncSession, Depends(get_db)],
+        ) -> Principal:
+            """The authenticated caller and session, or 401."""
+            if not token:
+                raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
+            return await _principal_from_token(token, db)
+
+        async def current_user(principal: Annotated[Principal, Depends(get_principal)]) -> User:
+            """The authenticated, active user (401 otherwise)."""
+            return principal.user
+
+        async def optional_user(
+            token: Annotated[str | None, Depends(bearer)],
+            db: Annotated[AsyncSession, Depends(get_db)],
+        ) -> User | None:
+            """The user when a bearer token is sent, None when none is; an invalid token is 401."""
+            if not token:
+                return None
+            return (await _principal_from_token(token, db)).user
+
+        async def current_superuser(user: Annotated[User, Depends(current_user)]) -> User:
+            """The authenticated user when a superuser (403 otherwise)."""
+            if not user.is_superuser:
+                raise PermissionDeniedError(
+                    "Superuser privileges are required.", code=ErrorCode.SUPERUSER_REQUIRED
+                )
+            return user
+
+        self.get_db = get_db
+        self.get_client = get_client
+        self.get_principal = get_principal
+        self.current_user = current_user
+        self.optional_user = optional_user
+        self.current_superuser = current_superuser

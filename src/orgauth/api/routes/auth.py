@@ -1,0 +1,187 @@
+"""/auth: register, login, refresh, logout and password reset (SPEC §3.2)."""
+
+import logging
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgauth.api.routes._responses import NO_STORE, errors
+from orgauth.schemas import (
+    LoginRequest,
+    MessageResponse,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    RegisterRequest,
+    RevokedResponse,
+    TokenResponse,
+    UserRead,
+)
+from orgauth.services import auth as auth_service
+from orgauth.services import sessions as session_service
+from orgauth.services.context import ClientInfo
+from orgauth.services.sessions import IssuedTokens, Principal
+
+if TYPE_CHECKING:
+    from orgauth.extension import OrgAuth
+
+logger = logging.getLogger("orgauth.email")
+RESET_REQUESTED_MESSAGE = (
+    "If an account exists for that email address, a password reset link has been sent."
+)
+
+
+def token_response(issued: IssuedTokens, response: Response) -> TokenResponse:
+    response.headers.update(NO_STORE)
+    return TokenResponse(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+        user=UserRead.model_validate(issued.user),
+    )
+
+
+def build_auth_router(auth: "OrgAuth") -> APIRouter:
+    deps = auth.dependencies
+    ctx = auth.context
+    router = APIRouter(prefix="/auth", tags=["auth"])
+    Db = Annotated[AsyncSession, Depends(deps.get_db)]
+    Client = Annotated[ClientInfo, Depends(deps.get_client)]
+    CurrentPrincipal = Annotated[Principal, Depends(deps.get_principal)]
+
+    @router.post(
+        "/register",
+        response_model=UserRead,
+        status_code=status.HTTP_201_CREATED,
+        responses=errors(400, 403, 422, 429),
+        summary="Create an account",
+        dependencies=[Depends(auth.limits.register)],
+    )
+    async def register(body: RegisterRequest, db: Db, client: Client) -> UserRead:
+        user = await auth_service.register(
+            db,
+            ctx,
+            email=body.email,
+            password=body.password,
+            first_name=body.first_name,
+            last_name=body.last_name,
+            client=client,
+        )
+        await auth.hooks.after_register(user)
+        return UserRead.model_validate(user)
+
+    async def _login(
+        email: str, password: str, db: AsyncSession, client: ClientInfo
+    ) -> IssuedTokens:
+        await auth.limits.login_account(email)
+        issued = await auth_service.login(db, ctx, email=email, password=password, client=client)
+        await auth.hooks.after_login(issued.user)
+        return issued
+
+    @router.post(
+        "/login",
+        response_model=TokenResponse,
+        responses=errors(401, 422, 429),
+        summary="Sign in with email and password",
+        dependencies=[Depends(auth.limits.login)],
+    )
+    async def login(
+        body: LoginRequest, db: Db, client: Client, response: Response
+    ) -> TokenResponse:
+        return token_response(await _login(body.email, body.password, db, client), response)
+
+    @router.post(
+        "/login/oauth",
+        response_model=TokenResponse,
+        responses=errors(401, 422, 429),
+        summary="Sign in with an OAuth2 password form (Swagger's Authorize button)",
+        dependencies=[Depends(auth.limits.login)],
+    )
+    async def login_oauth(
+        form: Annotated[OAuth2PasswordRequestForm, Depends()],
+        db: Db,
+        client: Client,
+        response: Response,
+    ) -> TokenResponse:
+        return token_response(await _login(form.username, form.password, db, client), response)
+
+    @router.post(
+        "/refresh",
+        response_model=TokenResponse,
+        responses=errors(401, 422, 429),
+        summary="Exchange a refresh token for new tokens (rotation)",
+        dependencies=[Depends(auth.limits.refresh)],
+    )
+    async def refresh(body: RefreshRequest, db: Db, response: Response) -> TokenResponse:
+        issued = await session_service.rotate_refresh_token(db, ctx, token=body.refresh_token)
+        return token_response(issued, response)
+
+    @router.post(
+        "/logout",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=errors(401),
+        summary="Sign out of this session",
+    )
+    async def logout(principal: CurrentPrincipal, db: Db) -> Response:
+        await auth_service.logout(db, user_id=principal.user.id, session_id=principal.session_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(
+        "/logout-all",
+        response_model=RevokedResponse,
+        responses=errors(401),
+        summary="Sign out of every session",
+    )
+    async def logout_all(principal: CurrentPrincipal, db: Db) -> RevokedResponse:
+        revoked = await auth_service.logout_all(db, user_id=principal.user.id)
+        return RevokedResponse(revoked=revoked)
+
+    @router.post(
+        "/password-reset/request",
+        response_model=MessageResponse,
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=errors(422, 429),
+        summary="Email a password reset link (same answer for unknown emails)",
+        dependencies=[Depends(auth.limits.password_reset)],
+    )
+    async def password_reset_request(
+        body: PasswordResetRequest, db: Db, client: Client, background: BackgroundTasks
+    ) -> MessageResponse:
+        delivery = await auth_service.request_password_reset(
+            db, ctx, email=body.email, client=client
+        )
+        if delivery is not None:
+            background.add_task(_deliver_reset, auth, delivery)
+        return MessageResponse(message=RESET_REQUESTED_MESSAGE)
+
+    @router.post(
+        "/password-reset/confirm",
+        response_model=MessageResponse,
+        responses=errors(400, 422, 429),
+        summary="Set a new password with a reset token; signs out every session",
+        dependencies=[Depends(auth.limits.password_reset)],
+    )
+    async def password_reset_confirm(
+        body: PasswordResetConfirm, db: Db, client: Client
+    ) -> MessageResponse:
+        await auth_service.confirm_password_reset(
+            db, ctx, token=body.token, new_password=body.new_password, client=client
+        )
+        return MessageResponse(message="Your password has been reset; please sign in again.")
+
+    return router
+
+
+async def _deliver_reset(auth: "OrgAuth", delivery: auth_service.ResetDelivery) -> None:
+    """Run after the response: a hook may send the email itself, else the configured backend."""
+    try:
+        handled = await auth.hooks.password_reset_requested(delivery)
+        if not handled:
+            await auth_service.send_reset_email(auth.context, delivery)
+    except Exception as exc:  # never surfaces to the client; the token stays out of the log
+        logger.error(
+            "password reset email failed",
+            extra={"user_id": str(delivery.user_id), "error": type(exc).__name__},
+        )

@@ -1,0 +1,57 @@
+"""Event hooks: async callbacks a host app registers to react to orgauth events.
+
+Each hook is awaited after the event has been committed. A hook that raises does not undo
+the event; the error is logged (by type only, never with secrets) and the request still
+succeeds, except for hooks documented otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orgauth.models import User
+
+if TYPE_CHECKING:
+    from orgauth.services.auth import ResetDelivery
+
+logger = logging.getLogger("orgauth.hooks")
+
+UserHook = Callable[[User], Awaitable[None]]
+ResetHook = Callable[["ResetDelivery"], Awaitable[None]]
+
+
+@dataclass
+class Hooks:
+    """Callbacks for orgauth events. Register with ``auth.hooks.on_register.append(fn)``."""
+
+    on_register: list[UserHook] = field(default_factory=list)
+    on_login: list[UserHook] = field(default_factory=list)
+    on_password_change: list[UserHook] = field(default_factory=list)
+    # When any is registered, orgauth does not send the reset email itself.
+    on_password_reset_requested: list[ResetHook] = field(default_factory=list)
+
+    async def _run(self, name: str, callbacks: list[Any], argument: Any) -> None:
+        for callback in callbacks:
+            try:
+                await callback(argument)
+            except Exception as exc:  # a host bug must not break sign-in
+                logger.error("hook failed", extra={"hook": name, "error": type(exc).__name__})
+
+    async def after_register(self, user: User) -> None:
+        await self._run("after_register", self.on_register, user)
+
+    async def after_login(self, user: User) -> None:
+        await self._run("after_login", self.on_login, user)
+
+    async def after_password_change(self, user: User) -> None:
+        await self._run("after_password_change", self.on_password_change, user)
+
+    async def password_reset_requested(self, delivery: ResetDelivery) -> bool:
+        """Run reset hooks; True when a hook took over sending the email."""
+        if not self.on_password_reset_requested:
+            return False
+        await self._run("password_reset_requested", self.on_password_reset_requested, delivery)
+        return True

@@ -1,0 +1,123 @@
+"""Rate limits on the sensitive routes (SPEC §2, §4.5), built on the ``limits`` library.
+
+Counters live in memory (one process) or in Redis (shared by every worker and host). If
+the storage fails mid-run, requests are let through (fail open) and the failure is logged:
+an outage of the limiter must not become an outage of sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from orgauth.errors import ErrorCode, OrgAuthError
+from orgauth.security.network import TrustedProxies
+from orgauth.settings import OrgAuthSettings
+
+logger = logging.getLogger("orgauth.ratelimit")
+# After a storage failure, wait this long before trying the storage again.
+STORAGE_RETRY_SECONDS = 5.0
+
+
+class RateLimitedError(OrgAuthError):
+    status_code = 429
+    code = ErrorCode.RATE_LIMITED
+    message = "Too many requests; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(1, retry_after))})
+
+
+def _storage_uri(uri: str) -> str:
+    return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+class RateLimiter:
+    """Checks named limits for a key; one instance per OrgAuth."""
+
+    def __init__(self, settings: OrgAuthSettings, *, namespace: str = "orgauth") -> None:
+        self.enabled = settings.rate_limit_enabled
+        self._namespace = namespace
+        self._storage_uri = _storage_uri(settings.rate_limit_storage_uri)
+        self._limiter: MovingWindowRateLimiter | None = None
+        self._failed_until = 0.0
+
+    def _get_limiter(self) -> MovingWindowRateLimiter:
+        if self._limiter is None:
+            storage = storage_from_string(self._storage_uri)
+            self._limiter = MovingWindowRateLimiter(storage)
+        return self._limiter
+
+    async def hit(self, name: str, items: list[RateLimitItem], key: str) -> None:
+        """Count one request for ``key`` against every item; raise RateLimitedError if over."""
+        if not self.enabled or time.monotonic() < self._failed_until:
+            return
+        limiter = self._get_limiter()
+        try:
+            for item in items:
+                if not await limiter.hit(item, self._namespace, name, key):
+                    stats = await limiter.get_window_stats(item, self._namespace, name, key)
+                    raise RateLimitedError(math.ceil(stats.reset_time - time.time()))
+        except RateLimitedError:
+            raise
+        except Exception as exc:  # storage unreachable: fail open, say so in the log
+            self._failed_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            logger.error(
+                "rate limit storage unavailable; limits not enforced",
+                extra={"error": type(exc).__name__},
+            )
+
+    async def reset(self) -> None:
+        """Forget every counter (tests and operators)."""
+        limiter = self._get_limiter()
+        await limiter.storage.reset()
+
+
+def _key_digest(value: str) -> str:
+    # Keys never hold raw emails: the storage may be shared and inspected.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class RouteLimits:
+    """FastAPI dependencies enforcing the configured limits per client IP and per account."""
+
+    def __init__(self, settings: OrgAuthSettings, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        proxies = TrustedProxies(settings.forwarded_allow_ips)
+        self.login = self._per_ip(proxies, "login", settings.rate_limit_login)
+        self.register = self._per_ip(proxies, "register", settings.rate_limit_register)
+        self.refresh = self._per_ip(proxies, "refresh", settings.rate_limit_refresh)
+        self.password_reset = self._per_ip(
+            proxies, "password_reset", settings.rate_limit_password_reset
+        )
+        self.password_change = self._per_ip(
+            proxies, "password_change", settings.rate_limit_password_change
+        )
+        self._login_items = parse_many(settings.rate_limit_login)
+
+    def _per_ip(
+        self, proxies: TrustedProxies, name: str, notation: str
+    ) -> Callable[[Request], Awaitable[None]]:
+        items = parse_many(notation)
+        limiter = self.limiter
+
+        async def enforce(request: Request) -> None:
+            peer = request.client.host if request.client else None
+            ip = proxies.client_ip(peer, request.headers.get("x-forwarded-for")) or "unknown"
+            await limiter.hit(name, items, ip)
+
+        enforce.__name__ = f"rate_limit_{name}"
+        return enforce
+
+    async def login_account(self, email: str) -> None:
+        """Per-account login limit; unknown emails are counted exactly like known ones."""
+        normalized = email.strip().lower()
+        await self.limiter.hit("login_account", self._login_items, _key_digest(normalized))

@@ -1,0 +1,147 @@
+"""Access tokens (JWT), refresh tokens and reset tokens (opaque, stored hashed).
+
+Access tokens are HS256 JWTs with header ``typ: at+jwt`` and exactly the claims
+``iss aud sub sid jti iat exp`` (no personal data). Refresh and reset tokens are random
+opaque strings with distinct prefixes, looked up only by their SHA-256 hash, so neither
+can ever be mistaken for an access token or for each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "iat", "exp")
+DEFAULT_LEEWAY_SECONDS = 10
+MAX_ACCESS_TOKEN_LENGTH = 2048
+REFRESH_TOKEN_PREFIX = "oa_rt_"
+RESET_TOKEN_PREFIX = "oa_pr_"
+REFRESH_TOKEN_BYTES = 32  # 256 bits
+RESET_TOKEN_BYTES = 32  # 256 bits (SPEC asks for at least 128)
+MAX_OPAQUE_TOKEN_LENGTH = 256
+
+
+class InvalidTokenError(Exception):
+    """The token is malformed, forged, expired or of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified content of an access token."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    token_id: str
+    issued_at: int
+    expires_at: int
+
+
+class AccessTokenCodec:
+    """Issues and verifies access tokens for one key, issuer and audience."""
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        issuer: str,
+        audience: str,
+        lifetime_seconds: float,
+        leeway_seconds: int = DEFAULT_LEEWAY_SECONDS,
+    ) -> None:
+        self._key = key
+        self.issuer = issuer
+        self.audience = audience
+        self.lifetime_seconds = lifetime_seconds
+        self._leeway = leeway_seconds
+
+    def issue(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, now: float | None = None
+    ) -> tuple[str, int]:
+        """Return ``(token, expires_in_seconds)``."""
+        issued_at = int(now if now is not None else time.time())
+        expires_in = max(1, int(self.lifetime_seconds))
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "jti": secrets.token_urlsafe(16),
+            "iat": issued_at,
+            "exp": issued_at + expires_in,
+        }
+        token = jwt.encode(payload, self._key, algorithm=ALGORITHM, headers={"typ": "at+jwt"})
+        return token, expires_in
+
+    def verify(self, token: str) -> AccessClaims:
+        """Verify signature, type, algorithm, issuer, audience, expiry and claim shapes."""
+        if not token or len(token) > MAX_ACCESS_TOKEN_LENGTH or token.count(".") != 2:
+            raise InvalidTokenError("malformed token")
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM or header.get("typ") != ACCESS_TOKEN_TYPE:
+                raise InvalidTokenError("wrong token type or algorithm")
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(type(exc).__name__) from None
+        return _claims(payload)
+
+
+def _claims(payload: dict[str, Any]) -> AccessClaims:
+    try:
+        user_id = uuid.UUID(str(payload["sub"]))
+        session_id = uuid.UUID(str(payload["sid"]))
+        token_id = payload["jti"]
+        issued_at = payload["iat"]
+        expires_at = payload["exp"]
+    except (KeyError, ValueError, TypeError):
+        raise InvalidTokenError("invalid claims") from None
+    if not isinstance(token_id, str) or not token_id or len(token_id) > 64:
+        raise InvalidTokenError("invalid jti")
+    if not isinstance(issued_at, int) or not isinstance(expires_at, int):
+        raise InvalidTokenError("invalid timestamps")
+    return AccessClaims(user_id, session_id, token_id, issued_at, expires_at)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex digest: what the database stores instead of an opaque token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_refresh_token() -> str:
+    """A fresh 256-bit refresh token."""
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def new_reset_token() -> str:
+    """A fresh 256-bit single-use password reset token."""
+    return RESET_TOKEN_PREFIX + secrets.token_urlsafe(RESET_TOKEN_BYTES)
+
+
+def refresh_token_hash(token: str) -> str | None:
+    """Hash of a well-formed refresh token, or None for anything else (incl. reset tokens)."""
+    if not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > MAX_OPAQUE_TOKEN_LENGTH:
+        return None
+    return hash_token(token)
+
+
+def reset_token_hash(token: str) -> str | None:
+    """Hash of a well-formed reset token, or None for anything else (incl. refresh tokens)."""
+    if not token.startswith(RESET_TOKEN_PREFIX) or len(token) > MAX_OPAQUE_TOKEN_LENGTH:
+        return None
+    return hash_token(token)

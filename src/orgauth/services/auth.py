@@ -1,0 +1,323 @@
+"""Registration, login, logout, password change and password reset (SPEC §3.2, §3.3, §4)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from orgauth.audit import audit
+from orgauth.email import build_reset_url, password_reset_message
+from orgauth.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ErrorCode,
+    PermissionDeniedError,
+    UnprocessableError,
+)
+from orgauth.models import PasswordResetToken, User, utcnow
+from orgauth.security.passwords import PasswordIdentity, WeakPasswordError, check_password_policy
+from orgauth.security.tokens import hash_token, new_reset_token, reset_token_hash
+from orgauth.services import sessions
+from orgauth.services.context import AuthContext, ClientInfo
+from orgauth.services.sessions import IssuedTokens
+from orgauth.validation import InvalidEmailError, normalize_email
+
+
+def _invalid_credentials() -> AuthenticationError:
+    return AuthenticationError("Incorrect email or password.", code=ErrorCode.INVALID_CREDENTIALS)
+
+
+def _invalid_reset_token() -> BadRequestError:
+    return BadRequestError(
+        "The reset link is invalid or has expired.", code=ErrorCode.INVALID_RESET_TOKEN
+    )
+
+
+async def validate_new_password(
+    ctx: AuthContext,
+    password: str,
+    *,
+    email: str | None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+) -> str:
+    """Apply the password policy; a refusal is a 422 WEAK_PASSWORD."""
+    try:
+        return check_password_policy(
+            password,
+            min_length=ctx.settings.password_min_length,
+            identity=PasswordIdentity(email, first_name, last_name),
+        )
+    except WeakPasswordError as exc:
+        raise UnprocessableError(str(exc), code=ErrorCode.WEAK_PASSWORD) from None
+
+
+async def register(
+    db: AsyncSession,
+    ctx: AuthContext,
+    *,
+    email: str,
+    password: str,
+    first_name: str | None,
+    last_name: str | None,
+    client: ClientInfo,
+) -> User:
+    """Create an account. A taken email gets the same generic refusal as any other."""
+    if not ctx.settings.allow_registration:
+        raise PermissionDeniedError(
+            "Registration is disabled.", code=ErrorCode.REGISTRATION_DISABLED
+        )
+    clean = await validate_new_password(
+        ctx, password, email=email, first_name=first_name, last_name=last_name
+    )
+    # Hash before touching the database: a taken email costs the same time as a new one.
+    hashed = await ctx.passwords.hash(clean)
+    user = User(email=email, hashed_password=hashed, first_name=first_name, last_name=last_name)
+    db.add(user)
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        audit("user.register_refused", ip=client.ip)
+        raise BadRequestError(
+            "Registration could not be completed.", code=ErrorCode.REGISTRATION_FAILED
+        ) from None
+    audit("user.registered", user_id=user.id, ip=client.ip)
+    return user
+
+
+async def login(
+    db: AsyncSession, ctx: AuthContext, *, email: str, password: str, client: ClientInfo
+) -> IssuedTokens:
+    """Check credentials and start a session.
+
+    Unknown email, wrong password and inactive account are indistinguishable: same error,
+    and one bcrypt verification of comparable cost on every path.
+    """
+    try:
+        normalized: str | None = normalize_email(email)
+    except InvalidEmailError:
+        normalized = None
+    user = None
+    if normalized is not None:
+        user = (await db.execute(select(User).where(col(User.email) == normalized))).scalar()
+    await db.commit()  # end the read transaction before the slow hash
+
+    if user is None or not user.is_active:
+        await ctx.passwords.verify_dummy(password)
+        audit(
+            "login.failure",
+            user_id=user.id if user else None,
+            reason="inactive" if user else "unknown_email",
+            ip=client.ip,
+        )
+        raise _invalid_credentials()
+    if not await ctx.passwords.verify(password, user.hashed_password):
+        audit("login.failure", user_id=user.id, reason="bad_password", ip=client.ip)
+        raise _invalid_credentials()
+
+    now = utcnow()
+    values: dict[str, object] = {"last_login_at": now}
+    if ctx.passwords.needs_rehash(user.hashed_password):
+        values["hashed_password"] = await ctx.passwords.hash(password)
+    await db.execute(
+        update(User)
+        .where(col(User.id) == user.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    issued = await sessions.start_session(db, ctx, user=user, client=client)
+    await db.commit()
+    audit("login.success", user_id=user.id, session_id=issued.session_id, ip=client.ip)
+    return issued
+
+
+async def logout(db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    await sessions.revoke_session(
+        db, user_id=user_id, session_id=session_id, reason=sessions.REASON_LOGOUT
+    )
+    audit("logout", user_id=user_id, session_id=session_id)
+
+
+async def logout_all(db: AsyncSession, *, user_id: uuid.UUID) -> int:
+    revoked = await sessions.revoke_user_sessions(
+        db, user_id=user_id, reason=sessions.REASON_LOGOUT_ALL
+    )
+    audit("logout_all", user_id=user_id, revoked=revoked)
+    return revoked
+
+
+async def change_password(
+    db: AsyncSession,
+    ctx: AuthContext,
+    *,
+    user: User,
+    session_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+) -> int:
+    """Change the password; every other session is revoked, the current one stays."""
+    if not await ctx.passwords.verify(current_password, user.hashed_password):
+        audit("password.change_refused", user_id=user.id)
+        raise BadRequestError("The current password is incorrect.", code=ErrorCode.INVALID_PASSWORD)
+    clean = await validate_new_password(
+        ctx, new_password, email=user.email, first_name=user.first_name, last_name=user.last_name
+    )
+    hashed = await ctx.passwords.hash(clean)
+    await _store_password(db, user_id=user.id, hashed=hashed)
+    revoked = await sessions.revoke_user_sessions(
+        db,
+        user_id=user.id,
+        reason=sessions.REASON_PASSWORD_CHANGED,
+        keep_session_id=session_id,
+        commit=False,
+    )
+    await db.commit()
+    audit("password.changed", user_id=user.id, revoked_sessions=revoked)
+    return revoked
+
+
+async def _store_password(db: AsyncSession, *, user_id: uuid.UUID, hashed: str) -> None:
+    """Write a new hash and kill every outstanding reset token (caller commits)."""
+    now = utcnow()
+    await db.execute(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(hashed_password=hashed, password_changed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await db.execute(
+        update(PasswordResetToken)
+        .where(
+            col(PasswordResetToken.user_id) == user_id, col(PasswordResetToken.used_at).is_(None)
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class ResetDelivery:
+    """A reset email to send after the response (so timing reveals nothing)."""
+
+    user_id: uuid.UUID
+    email: str
+    token: str
+    reset_url: str
+
+
+async def request_password_reset(
+    db: AsyncSession, ctx: AuthContext, *, email: str, client: ClientInfo
+) -> ResetDelivery | None:
+    """Issue a reset token for an active account; None (silently) for anything else."""
+    try:
+        normalized = normalize_email(email)
+    except InvalidEmailError:
+        return None
+    user = (await db.execute(select(User).where(col(User.email) == normalized))).scalar()
+    await db.commit()
+    if user is None or not user.is_active:
+        audit("password.reset_requested", user_id=None, ip=client.ip)
+        return None
+    now = utcnow()
+    token = new_reset_token()
+    # A newer token replaces every older one.
+    await db.execute(
+        update(PasswordResetToken)
+        .where(
+            col(PasswordResetToken.user_id) == user.id, col(PasswordResetToken.used_at).is_(None)
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.add(
+        PasswordResetToken(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            created_at=now,
+            expires_at=now + ctx.reset_lifetime,
+        )
+    )
+    await db.commit()
+    audit("password.reset_requested", user_id=user.id, ip=client.ip)
+    return ResetDelivery(
+        user_id=user.id,
+        email=user.email,
+        token=token,
+        reset_url=build_reset_url(ctx.settings.frontend_url, token),
+    )
+
+
+async def send_reset_email(ctx: AuthContext, delivery: ResetDelivery) -> None:
+    """Send the reset link by the configured email backend."""
+    message = password_reset_message(
+        to=delivery.email,
+        reset_url=delivery.reset_url,
+        expires_minutes=ctx.settings.password_reset_expire_minutes,
+    )
+    await ctx.email.send(message)
+
+
+async def confirm_password_reset(
+    db: AsyncSession, ctx: AuthContext, *, token: str, new_password: str, client: ClientInfo
+) -> uuid.UUID:
+    """Set a new password with a reset token; revoke every session of the user."""
+    token_hash = reset_token_hash(token)
+    if token_hash is None:
+        raise _invalid_reset_token()
+    now = utcnow()
+    row = (
+        await db.execute(
+            select(PasswordResetToken, User)
+            .join(User, col(User.id) == col(PasswordResetToken.user_id))
+            .where(
+                col(PasswordResetToken.token_hash) == token_hash,
+                col(PasswordResetToken.used_at).is_(None),
+                col(PasswordResetToken.expires_at) > now,
+                col(User.is_active).is_(True),
+            )
+        )
+    ).one_or_none()
+    await db.commit()
+    if row is None:
+        raise _invalid_reset_token()
+    reset, user = row
+    if reset.created_at < user.password_changed_at:
+        raise _invalid_reset_token()  # the password changed after this token was issued
+    clean = await validate_new_password(
+        ctx, new_password, email=user.email, first_name=user.first_name, last_name=user.last_name
+    )
+    hashed = await ctx.passwords.hash(clean)
+    claimed = await db.execute(
+        update(PasswordResetToken)
+        .where(col(PasswordResetToken.id) == reset.id, col(PasswordResetToken.used_at).is_(None))
+        .values(used_at=utcnow())
+        .returning(col(PasswordResetToken.id))
+    )
+    if claimed.scalar_one_or_none() is None:  # used concurrently
+        await db.rollback()
+        raise _invalid_reset_token()
+    await _store_password(db, user_id=user.id, hashed=hashed)
+    revoked = await sessions.revoke_user_sessions(
+        db, user_id=user.id, reason=sessions.REASON_PASSWORD_RESET, commit=False
+    )
+    await db.commit()
+    audit("password.reset_completed", user_id=user.id, revoked_sessions=revoked, ip=client.ip)
+    return user.id
+
+
+async def update_profile(db: AsyncSession, *, user: User, changes: dict[str, str | None]) -> User:
+    """Apply name changes from PATCH /users/me."""
+    if changes:
+        for field, value in changes.items():
+            setattr(user, field, value)
+        user.updated_at = utcnow()
+        db.add(user)
+        await db.commit()
+        audit("user.profile_updated", user_id=user.id, fields=",".join(sorted(changes)))
+    return user
