@@ -176,7 +176,9 @@ class OrgAuth:
     @cached_property
     def router(self) -> APIRouter:
         """Every orgauth route under ``API_PREFIX``, for apps that mount it themselves."""
+        from orgauth.api.routes.admin import build_admin_router
         from orgauth.api.routes.auth import build_auth_router
+        from orgauth.api.routes.organizations import build_organizations_router
         from orgauth.api.routes.sessions import build_sessions_router
         from orgauth.api.routes.users import build_users_router
 
@@ -184,6 +186,8 @@ class OrgAuth:
         router.include_router(build_auth_router(self))
         router.include_router(build_users_router(self))
         router.include_router(build_sessions_router(self))
+        router.include_router(build_organizations_router(self))
+        router.include_router(build_admin_router(self))
         return router
 
     def install(self, app: FastAPI, *, include_health: bool = True) -> None:
@@ -209,6 +213,10 @@ class OrgAuth:
     @property
     def current_superuser(self):  # type: ignore[no-untyped-def]
         return self.dependencies.current_superuser
+
+    def require_org_role(self, role: str):  # type: ignore[no-untyped-def]
+        """Dependency: the caller's membership in ``{org_id}`` with at least ``role``."""
+        return self.dependencies.require_org_role(role)
 
     def __repr__(self) -> str:
         database = "sqlite" if self.settings.is_sqlite else "postgresql"

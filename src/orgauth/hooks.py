@@ -8,11 +8,12 @@ succeeds, except for hooks documented otherwise.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orgauth.models import User
+from orgauth.models import OrgRole, User
 
 if TYPE_CHECKING:
     from orgauth.services.auth import ResetDelivery
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orgauth.hooks")
 
 UserHook = Callable[[User], Awaitable[None]]
+MemberHook = Callable[[uuid.UUID, uuid.UUID, OrgRole | None], Awaitable[None]]
 ResetHook = Callable[["ResetDelivery"], Awaitable[None]]
 
 
@@ -30,13 +32,15 @@ class Hooks:
     on_register: list[UserHook] = field(default_factory=list)
     on_login: list[UserHook] = field(default_factory=list)
     on_password_change: list[UserHook] = field(default_factory=list)
+    on_member_added: list[MemberHook] = field(default_factory=list)
+    on_member_removed: list[MemberHook] = field(default_factory=list)
     # When any is registered, orgauth does not send the reset email itself.
     on_password_reset_requested: list[ResetHook] = field(default_factory=list)
 
-    async def _run(self, name: str, callbacks: list[Any], argument: Any) -> None:
+    async def _run(self, name: str, callbacks: list[Any], *arguments: Any) -> None:
         for callback in callbacks:
             try:
-                await callback(argument)
+                await callback(*arguments)
             except Exception as exc:  # a host bug must not break sign-in
                 logger.error("hook failed", extra={"hook": name, "error": type(exc).__name__})
 
@@ -48,6 +52,16 @@ class Hooks:
 
     async def after_password_change(self, user: User) -> None:
         await self._run("after_password_change", self.on_password_change, user)
+
+    async def after_member_added(
+        self, organization_id: uuid.UUID, user_id: uuid.UUID, role: OrgRole
+    ) -> None:
+        await self._run("after_member_added", self.on_member_added, organization_id, user_id, role)
+
+    async def after_member_removed(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self._run(
+            "after_member_removed", self.on_member_removed, organization_id, user_id, None
+        )
 
     async def password_reset_requested(self, delivery: ResetDelivery) -> bool:
         """Run reset hooks; True when a hook took over sending the email."""

@@ -8,18 +8,27 @@ client may see: never a password hash.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from orgauth.models import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from orgauth.models import (
+    DESCRIPTION_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    ORG_NAME_MAX_LENGTH,
+    SLUG_MAX_LENGTH,
+    OrgRole,
+)
 from orgauth.validation import normalize_email
 
 # Passwords are bounded here only to keep hostile bodies cheap; the policy (8..128
 # characters after normalisation) answers with WEAK_PASSWORD.
 PASSWORD_INPUT_MAX_LENGTH = 1024
 OPAQUE_TOKEN_MAX_LENGTH = 512
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+ItemT = TypeVar("ItemT")
 
 
 def _clean_name(value: str | None) -> str | None:
@@ -149,3 +158,192 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: ErrorDetail
+
+
+# --- pagination --------------------------------------------------------------------
+
+MAX_PAGE_SIZE = 100
+MAX_SEARCH_LENGTH = 100
+
+
+class Pagination(BaseModel):
+    total: int
+    page: int
+    page_size: int
+    total_pages: int
+    has_next: bool
+    has_prev: bool
+
+    @classmethod
+    def of(cls, *, total: int, page: int, page_size: int) -> Pagination:
+        total_pages = (total + page_size - 1) // page_size if total else 0
+        return cls(
+            total=total,
+            page=page,
+            page_size=page_size,
+            total_pages=total_pages,
+            has_next=page < total_pages,
+            has_prev=page > 1,
+        )
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """``{"data": [...], "pagination": {...}}``"""
+
+    data: list[ItemT]
+    pagination: Pagination
+
+
+# --- organizations -----------------------------------------------------------------
+
+
+def _clean_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if any((ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value.strip()
+
+
+def _non_empty(value: str | None) -> str | None:
+    if value is not None and not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+OrgName = Annotated[
+    str,
+    Field(min_length=1, max_length=ORG_NAME_MAX_LENGTH),
+    AfterValidator(_clean_text),
+    AfterValidator(_non_empty),
+]
+Slug = Annotated[str, Field(max_length=SLUG_MAX_LENGTH, pattern=SLUG_PATTERN)]
+Description = Annotated[
+    str | None, Field(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(_clean_text)
+]
+
+
+class OrganizationCreate(RequestModel):
+    name: OrgName
+    slug: Slug | None = None
+    description: Description = None
+
+
+class AdminOrganizationCreate(OrganizationCreate):
+    owner_id: uuid.UUID | None = None
+
+
+class OrganizationUpdate(RequestModel):
+    name: OrgName | None = None
+    slug: Slug | None = None
+    description: Description = None
+
+
+class OrganizationRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    member_count: int
+
+
+class MyOrganizationRead(OrganizationRead):
+    role: OrgRole
+
+
+class MemberRead(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    first_name: str | None
+    last_name: str | None
+    role: OrgRole
+    joined_at: datetime
+
+
+class MemberAdd(RequestModel):
+    email: LoginEmail | None = None
+    user_id: uuid.UUID | None = None
+    role: OrgRole = OrgRole.MEMBER
+
+    @model_validator(mode="after")
+    def _exactly_one_identifier(self) -> MemberAdd:
+        if (self.email is None) == (self.user_id is None):
+            raise ValueError("give exactly one of email or user_id")
+        return self
+
+
+class MemberRoleUpdate(RequestModel):
+    role: OrgRole
+
+
+# --- admin -------------------------------------------------------------------------
+
+
+class AdminUserCreate(RequestModel):
+    email: Email
+    password: Password
+    first_name: Name = None
+    last_name: Name = None
+    is_active: bool = True
+    is_superuser: bool = False
+
+
+class AdminUserUpdate(RequestModel):
+    first_name: Name = None
+    last_name: Name = None
+    email: Email | None = None
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+
+
+class BulkAction(RequestModel):
+    action: Literal["activate", "deactivate", "delete"]
+    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
+
+
+class BulkActionResult(BaseModel):
+    affected: int
+    skipped_ids: list[uuid.UUID]
+
+
+class AdminSessionRead(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    device_name: str | None
+    device_type: str | None
+    browser: str | None
+    os: str | None
+    ip_address: str | None
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    is_active: bool
+
+
+class UserStats(BaseModel):
+    total: int
+    active: int
+    superusers: int
+
+
+class OrganizationStats(BaseModel):
+    total: int
+
+
+class SessionStats(BaseModel):
+    active: int
+
+
+class DailyCount(BaseModel):
+    date: date
+    count: int
+
+
+class AdminStats(BaseModel):
+    users: UserStats
+    organizations: OrganizationStats
+    sessions: SessionStats
+    registrations_last_30_days: list[DailyCount]

@@ -4,7 +4,8 @@
 shares one database session between ``current_user`` and the route that uses it.
 """
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -12,11 +13,13 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
-from orgauth.models import User
+from orgauth.models import Membership, OrgRole, User
 from orgauth.security.network import TrustedProxies
 from orgauth.security.tokens import InvalidTokenError
+from orgauth.services import organizations as org_service
 from orgauth.services import sessions
 from orgauth.services.context import ClientInfo
+from orgauth.services.permissions import role_at_least
 from orgauth.services.sessions import Principal
 
 if TYPE_CHECKING:
@@ -98,9 +101,39 @@ class Dependencies:
                 )
             return user
 
+        self._role_dependencies: dict[OrgRole, Callable[..., Awaitable[Membership]]] = {}
         self.get_db = get_db
         self.get_client = get_client
         self.get_principal = get_principal
         self.current_user = current_user
         self.optional_user = optional_user
         self.current_superuser = current_superuser
+
+    def require_org_role(self, role: OrgRole | str) -> Callable[..., Awaitable[Membership]]:
+        """Dependency for routes with an ``{org_id}`` path parameter.
+
+        Returns the caller's membership when their role is at least ``role``; superusers
+        pass (as owners). Non-members and unknown organizations get 404, a too-low role
+        403 ``INSUFFICIENT_ROLE``. The role is read from the database on every request.
+        """
+        required = OrgRole(role)
+        if required in self._role_dependencies:
+            return self._role_dependencies[required]
+        current_user = self.current_user
+        get_db = self.get_db
+
+        async def require_role(
+            org_id: uuid.UUID,
+            user: Annotated[User, Depends(current_user)],
+            db: Annotated[AsyncSession, Depends(get_db)],
+        ) -> Membership:
+            membership = await org_service.membership_for(db, org_id=org_id, user=user)
+            if membership is None:
+                raise org_service.org_not_found()
+            if not role_at_least(OrgRole(membership.role), required):
+                raise org_service.insufficient_role()
+            return membership
+
+        require_role.__name__ = f"require_org_role_{required.value}"
+        self._role_dependencies[required] = require_role
+        return require_role

@@ -26,9 +26,11 @@ class CliError(Exception):
 
 def print_error(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
+    # The message may quote user input ("[/x]" would otherwise be read as Rich markup).
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]Error:[/bold red] {message}", markup=True
+        f"[bold red]Error:[/bold red] {escape(message)}", markup=True
     )
 
 
@@ -83,6 +85,8 @@ def run(coroutine: Coroutine[Any, Any, T], settings: OrgAuthSettings) -> T:
 
     try:
         return asyncio.run(coroutine)
+    except CliError as exc:
+        raise fail(str(exc), exc.exit_code) from None
     except (DBAPIError, PoolTimeoutError, OSError, TimeoutError) as exc:
         raise fail(
             f"cannot use the database at {safe_url(settings)} ({describe_db_error(exc)})"

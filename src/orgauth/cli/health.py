@@ -17,6 +17,7 @@ def health() -> None:
     import asyncio
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     settings = load_cli_settings()
@@ -26,7 +27,7 @@ def health() -> None:
     table.add_column("status")
     table.add_column("detail", overflow="fold")
     for name, ok, detail in rows:
-        table.add_row(name, "[green]ok[/green]" if ok else "[red]fail[/red]", detail)
+        table.add_row(name, "[green]ok[/green]" if ok else "[red]fail[/red]", escape(detail))
     Console().print(table)
     if not all(ok for _, ok, _ in rows):
         raise typer.Exit(1)

@@ -84,6 +84,7 @@ def current() -> None:
 def list_revisions() -> None:
     """List the bundled revisions, newest first."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from orgauth import migrate
@@ -94,7 +95,7 @@ def list_revisions() -> None:
     table.add_column("message")
     for revision in migrate.list_revisions():
         label = f"{revision.revision} (head)" if revision.is_head else revision.revision
-        table.add_row(label, revision.down_revision or "-", revision.message)
+        table.add_row(label, revision.down_revision or "-", escape(revision.message))
     Console().print(table)
 
 

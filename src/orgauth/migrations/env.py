@@ -21,7 +21,16 @@ def run_migrations(connection: Connection) -> None:
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
+        elif connection.dialect.name == "sqlite" and not _sqlite_in_transaction(connection):
+            # Take SQLite's write lock before reading the version table, so concurrent runs
+            # (several workers migrating at startup) wait for each other instead of racing
+            # into "table already exists".
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         context.run_migrations()
+
+
+def _sqlite_in_transaction(connection: Connection) -> bool:
+    return bool(getattr(connection.connection.driver_connection, "in_transaction", False))
 
 
 connection = context.config.attributes.get("connection")

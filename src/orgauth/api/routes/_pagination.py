@@ -1,0 +1,14 @@
+"""Pagination query parameters shared by every list endpoint (SPEC §3)."""
+
+from typing import Annotated
+
+from fastapi import Query
+
+from orgauth.schemas import MAX_PAGE_SIZE, MAX_SEARCH_LENGTH
+
+PageParam = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page (1-100).")]
+SearchParam = Annotated[
+    str | None,
+    Query(min_length=1, max_length=MAX_SEARCH_LENGTH, description="Literal substring search."),
+]

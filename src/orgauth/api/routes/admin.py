@@ -1,0 +1,282 @@
+"""/admin: the superuser API (SPEC §3.6). Every route requires a superuser (403 otherwise)."""
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
+from orgauth.api.routes._responses import errors
+from orgauth.api.routes.organizations import build_member_routes, organization_read
+from orgauth.models import User, utcnow
+from orgauth.schemas import (
+    AdminOrganizationCreate,
+    AdminSessionRead,
+    AdminStats,
+    AdminUserCreate,
+    AdminUserUpdate,
+    BulkAction,
+    BulkActionResult,
+    DailyCount,
+    OrganizationRead,
+    OrganizationStats,
+    OrganizationUpdate,
+    Page,
+    Pagination,
+    RevokedResponse,
+    SessionStats,
+    UserRead,
+    UserStats,
+)
+from orgauth.services import admin as admin_service
+from orgauth.services import organizations as org_service
+from orgauth.services.admin import SortField
+from orgauth.services.organizations import Actor
+from orgauth.services.permissions import OrgAction
+
+if TYPE_CHECKING:
+    from orgauth.extension import OrgAuth
+
+
+def build_admin_router(auth: "OrgAuth") -> APIRouter:
+    deps = auth.dependencies
+    router = APIRouter(
+        prefix="/admin",
+        tags=["admin"],
+        dependencies=[Depends(deps.current_superuser)],
+        responses=errors(401, 403),
+    )
+    Db = Annotated[AsyncSession, Depends(deps.get_db)]
+    Superuser = Annotated[User, Depends(deps.current_superuser)]
+
+    async def superuser_actor(user: Superuser) -> Actor:
+        return Actor.of(user)
+
+    # --- users -------------------------------------------------------------------
+
+    @router.get("/users", response_model=Page[UserRead], summary="List users")
+    async def list_users(
+        db: Db,
+        page: PageParam = 1,
+        limit: LimitParam = 20,
+        search: SearchParam = None,
+        is_active: bool | None = None,
+        is_superuser: bool | None = None,
+        sort_by: Annotated[SortField, Query()] = "created_at",
+        sort_order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    ) -> Page[UserRead]:
+        users, total = await admin_service.list_users(
+            db,
+            page=page,
+            limit=limit,
+            search=search,
+            is_active=is_active,
+            is_superuser=is_superuser,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
+        return Page[UserRead](
+            data=[UserRead.model_validate(u) for u in users],
+            pagination=Pagination.of(total=total, page=page, page_size=limit),
+        )
+
+    @router.post(
+        "/users",
+        response_model=UserRead,
+        status_code=status.HTTP_201_CREATED,
+        responses=errors(409, 422),
+        summary="Create a user",
+    )
+    async def create_user(body: AdminUserCreate, admin: Superuser, db: Db) -> UserRead:
+        user = await admin_service.create_user(
+            db,
+            auth.context,
+            actor_id=admin.id,
+            email=body.email,
+            password=body.password,
+            first_name=body.first_name,
+            last_name=body.last_name,
+            is_active=body.is_active,
+            is_superuser=body.is_superuser,
+        )
+        return UserRead.model_validate(user)
+
+    @router.post(
+        "/users/bulk-action",
+        response_model=BulkActionResult,
+        responses=errors(422),
+        summary="Activate, deactivate or delete up to 100 users",
+    )
+    async def bulk(body: BulkAction, admin: Superuser, db: Db) -> BulkActionResult:
+        result = await admin_service.bulk_action(
+            db, actor_id=admin.id, action=body.action, user_ids=body.user_ids
+        )
+        return BulkActionResult(affected=result.affected, skipped_ids=result.skipped_ids)
+
+    @router.get(
+        "/users/{user_id}", response_model=UserRead, responses=errors(404, 422), summary="A user"
+    )
+    async def get_user(user_id: uuid.UUID, db: Db) -> UserRead:
+        return UserRead.model_validate(await admin_service.get_user(db, user_id))
+
+    @router.patch(
+        "/users/{user_id}",
+        response_model=UserRead,
+        responses=errors(404, 409, 422),
+        summary="Update a user (deactivation signs them out everywhere)",
+    )
+    async def update_user(
+        user_id: uuid.UUID, body: AdminUserUpdate, admin: Superuser, db: Db
+    ) -> UserRead:
+        changes = body.model_dump(include=body.model_fields_set)
+        user = await admin_service.update_user(
+            db, actor_id=admin.id, user_id=user_id, changes=changes
+        )
+        return UserRead.model_validate(user)
+
+    @router.delete(
+        "/users/{user_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=errors(404, 409, 422),
+        summary="Delete a user with their sessions and memberships",
+    )
+    async def delete_user(user_id: uuid.UUID, admin: Superuser, db: Db) -> Response:
+        await admin_service.delete_user(db, actor_id=admin.id, user_id=user_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.delete(
+        "/users/{user_id}/sessions",
+        response_model=RevokedResponse,
+        responses=errors(404, 422),
+        summary="Revoke every session of a user",
+    )
+    async def revoke_sessions(user_id: uuid.UUID, admin: Superuser, db: Db) -> RevokedResponse:
+        revoked = await admin_service.revoke_sessions(db, actor_id=admin.id, user_id=user_id)
+        return RevokedResponse(revoked=revoked)
+
+    # --- sessions ----------------------------------------------------------------
+
+    @router.get("/sessions", response_model=Page[AdminSessionRead], summary="List sessions")
+    async def list_sessions(
+        db: Db,
+        page: PageParam = 1,
+        limit: LimitParam = 20,
+        user_id: uuid.UUID | None = None,
+        active: bool | None = None,
+    ) -> Page[AdminSessionRead]:
+        rows, total = await admin_service.list_sessions(
+            db, page=page, limit=limit, user_id=user_id, active=active
+        )
+        now = utcnow()
+        return Page[AdminSessionRead](
+            data=[
+                AdminSessionRead(
+                    id=s.id,
+                    user_id=s.user_id,
+                    device_name=s.device_name,
+                    device_type=s.device_type,
+                    browser=s.browser,
+                    os=s.os,
+                    ip_address=s.ip_address,
+                    created_at=s.created_at,
+                    last_used_at=s.last_used_at,
+                    expires_at=s.expires_at,
+                    revoked_at=s.revoked_at,
+                    is_active=s.revoked_at is None and s.expires_at > now,
+                )
+                for s in rows
+            ],
+            pagination=Pagination.of(total=total, page=page, page_size=limit),
+        )
+
+    # --- organizations -----------------------------------------------------------
+
+    @router.get(
+        "/organizations", response_model=Page[OrganizationRead], summary="List organizations"
+    )
+    async def list_organizations(
+        db: Db, page: PageParam = 1, limit: LimitParam = 20, search: SearchParam = None
+    ) -> Page[OrganizationRead]:
+        views, total = await org_service.list_organizations(
+            db, page=page, limit=limit, search=search
+        )
+        return Page[OrganizationRead](
+            data=[organization_read(v) for v in views],
+            pagination=Pagination.of(total=total, page=page, page_size=limit),
+        )
+
+    @router.post(
+        "/organizations",
+        response_model=OrganizationRead,
+        status_code=status.HTTP_201_CREATED,
+        responses=errors(404, 409, 422),
+        summary="Create an organization (owner: owner_id, default yourself)",
+    )
+    async def create_organization(
+        body: AdminOrganizationCreate, admin: Superuser, db: Db
+    ) -> OrganizationRead:
+        view = await org_service.create_organization(
+            db,
+            name=body.name,
+            slug=body.slug,
+            description=body.description,
+            owner_id=body.owner_id or admin.id,
+            actor=Actor.of(admin),
+        )
+        return organization_read(view)
+
+    @router.get(
+        "/organizations/{org_id}",
+        response_model=OrganizationRead,
+        responses=errors(404, 422),
+        summary="An organization",
+    )
+    async def get_organization(org_id: uuid.UUID, admin: Superuser, db: Db) -> OrganizationRead:
+        view = await org_service.require_role(db, Actor.of(admin), org_id, OrgAction.VIEW)
+        return organization_read(view)
+
+    @router.patch(
+        "/organizations/{org_id}",
+        response_model=OrganizationRead,
+        responses=errors(404, 409, 422),
+        summary="Update an organization",
+    )
+    async def update_organization(
+        org_id: uuid.UUID, body: OrganizationUpdate, admin: Superuser, db: Db
+    ) -> OrganizationRead:
+        changes = body.model_dump(include=body.model_fields_set)
+        view = await org_service.update_organization(db, Actor.of(admin), org_id, changes)
+        return organization_read(view)
+
+    @router.delete(
+        "/organizations/{org_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=errors(404, 422),
+        summary="Delete an organization",
+    )
+    async def delete_organization(org_id: uuid.UUID, admin: Superuser, db: Db) -> Response:
+        await org_service.delete_organization(db, Actor.of(admin), org_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    members = APIRouter(prefix="/organizations")
+    build_member_routes(members, auth, superuser_actor)
+    router.include_router(members)
+
+    # --- stats -------------------------------------------------------------------
+
+    @router.get("/stats", response_model=AdminStats, summary="Counts, computed in SQL")
+    async def stats(db: Db) -> AdminStats:
+        result = await admin_service.stats(db)
+        return AdminStats(
+            users=UserStats(
+                total=result.users_total, active=result.users_active, superusers=result.superusers
+            ),
+            organizations=OrganizationStats(total=result.organizations),
+            sessions=SessionStats(active=result.active_sessions),
+            registrations_last_30_days=[
+                DailyCount(date=day, count=count) for day, count in result.registrations
+            ],
+        )
+
+    return router

@@ -1,0 +1,205 @@
+"""/organizations: tenants, roles and members (SPEC §3.5)."""
+
+import uuid
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
+from orgauth.api.routes._responses import errors
+from orgauth.errors import ErrorCode, PermissionDeniedError
+from orgauth.models import OrgRole, User
+from orgauth.schemas import (
+    MemberAdd,
+    MemberRead,
+    MemberRoleUpdate,
+    MyOrganizationRead,
+    OrganizationCreate,
+    OrganizationRead,
+    OrganizationUpdate,
+    Page,
+    Pagination,
+)
+from orgauth.services import organizations as org_service
+from orgauth.services.organizations import Actor, MemberView, OrgView
+from orgauth.services.permissions import OrgAction
+
+if TYPE_CHECKING:
+    from orgauth.extension import OrgAuth
+
+
+def organization_read(view: OrgView) -> OrganizationRead:
+    org = view.organization
+    return OrganizationRead(
+        id=org.id,
+        name=org.name,
+        slug=org.slug,
+        description=org.description,
+        created_at=org.created_at,
+        updated_at=org.updated_at,
+        member_count=view.member_count,
+    )
+
+
+def member_read(member: MemberView) -> MemberRead:
+    return MemberRead(
+        user_id=member.user_id,
+        email=member.email,
+        first_name=member.first_name,
+        last_name=member.last_name,
+        role=member.role,
+        joined_at=member.joined_at,
+    )
+
+
+def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: object) -> None:
+    """Member routes shared by /organizations and /admin/organizations."""
+    deps = auth.dependencies
+    Db = Annotated[AsyncSession, Depends(deps.get_db)]
+    ActorDep = Annotated[Actor, Depends(actor_dependency)]
+
+    @router.get(
+        "/{org_id}/members",
+        response_model=Page[MemberRead],
+        responses=errors(401, 403, 404, 422),
+        summary="List members",
+    )
+    async def list_members(
+        org_id: uuid.UUID,
+        actor: ActorDep,
+        db: Db,
+        page: PageParam = 1,
+        limit: LimitParam = 20,
+        role: OrgRole | None = None,
+        search: SearchParam = None,
+    ) -> Page[MemberRead]:
+        await org_service.require_role(db, actor, org_id, OrgAction.LIST_MEMBERS)
+        members, total = await org_service.list_members(
+            db, org_id=org_id, page=page, limit=limit, role=role, search=search
+        )
+        return Page[MemberRead](
+            data=[member_read(m) for m in members],
+            pagination=Pagination.of(total=total, page=page, page_size=limit),
+        )
+
+    @router.post(
+        "/{org_id}/members",
+        response_model=MemberRead,
+        status_code=status.HTTP_201_CREATED,
+        responses=errors(401, 403, 404, 409, 422),
+        summary="Add an existing user as a member",
+    )
+    async def add_member(org_id: uuid.UUID, body: MemberAdd, actor: ActorDep, db: Db) -> MemberRead:
+        member = await org_service.add_member(
+            db, actor, org_id, role=body.role, user_id=body.user_id, email=body.email
+        )
+        await auth.hooks.after_member_added(org_id, member.user_id, member.role)
+        return member_read(member)
+
+    @router.patch(
+        "/{org_id}/members/{user_id}",
+        response_model=MemberRead,
+        responses=errors(401, 403, 404, 409, 422),
+        summary="Change a member's role",
+    )
+    async def change_role(
+        org_id: uuid.UUID, user_id: uuid.UUID, body: MemberRoleUpdate, actor: ActorDep, db: Db
+    ) -> MemberRead:
+        member = await org_service.change_role(db, actor, org_id, user_id, body.role)
+        return member_read(member)
+
+    @router.delete(
+        "/{org_id}/members/{user_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=errors(401, 403, 404, 409, 422),
+        summary="Remove a member, or leave (your own user id)",
+    )
+    async def remove_member(
+        org_id: uuid.UUID, user_id: uuid.UUID, actor: ActorDep, db: Db
+    ) -> Response:
+        await org_service.remove_member(db, actor, org_id, user_id)
+        await auth.hooks.after_member_removed(org_id, user_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def build_organizations_router(auth: "OrgAuth") -> APIRouter:
+    deps = auth.dependencies
+    router = APIRouter(prefix="/organizations", tags=["organizations"])
+    Db = Annotated[AsyncSession, Depends(deps.get_db)]
+    CurrentUser = Annotated[User, Depends(deps.current_user)]
+
+    async def member_actor(user: CurrentUser) -> Actor:
+        return Actor.of(user)
+
+    @router.post(
+        "",
+        response_model=OrganizationRead,
+        status_code=status.HTTP_201_CREATED,
+        responses=errors(401, 403, 409, 422),
+        summary="Create an organization (you become its owner)",
+    )
+    async def create(body: OrganizationCreate, user: CurrentUser, db: Db) -> OrganizationRead:
+        if not auth.settings.allow_user_org_creation and not user.is_superuser:
+            raise PermissionDeniedError(
+                "Only administrators can create organizations.",
+                code=ErrorCode.ORG_CREATION_DISABLED,
+            )
+        view = await org_service.create_organization(
+            db,
+            name=body.name,
+            slug=body.slug,
+            description=body.description,
+            owner_id=user.id,
+            actor=Actor.of(user),
+        )
+        return organization_read(view)
+
+    @router.get(
+        "/me",
+        response_model=list[MyOrganizationRead],
+        responses=errors(401),
+        summary="My organizations, with my role",
+    )
+    async def mine(user: CurrentUser, db: Db) -> list[MyOrganizationRead]:
+        views = await org_service.list_my_organizations(db, user.id)
+        return [
+            MyOrganizationRead(**organization_read(v).model_dump(), role=v.role or OrgRole.MEMBER)
+            for v in views
+        ]
+
+    @router.get(
+        "/{org_id}",
+        response_model=OrganizationRead,
+        responses=errors(401, 404, 422),
+        summary="An organization I belong to",
+    )
+    async def read(org_id: uuid.UUID, user: CurrentUser, db: Db) -> OrganizationRead:
+        view = await org_service.require_role(db, Actor.of(user), org_id, OrgAction.VIEW)
+        return organization_read(view)
+
+    @router.patch(
+        "/{org_id}",
+        response_model=OrganizationRead,
+        responses=errors(401, 403, 404, 409, 422),
+        summary="Update an organization (admins and owners)",
+    )
+    async def patch(
+        org_id: uuid.UUID, body: OrganizationUpdate, user: CurrentUser, db: Db
+    ) -> OrganizationRead:
+        changes = body.model_dump(include=body.model_fields_set)
+        view = await org_service.update_organization(db, Actor.of(user), org_id, changes)
+        return organization_read(view)
+
+    @router.delete(
+        "/{org_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=errors(401, 403, 404, 422),
+        summary="Delete an organization (owners)",
+    )
+    async def remove(org_id: uuid.UUID, user: CurrentUser, db: Db) -> Response:
+        await org_service.delete_organization(db, Actor.of(user), org_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    build_member_routes(router, auth, member_actor)
+    return router

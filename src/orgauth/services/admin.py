@@ -1,0 +1,394 @@
+"""The superuser admin API (SPEC §3.6): users, sessions and statistics.
+
+Organization management for superusers reuses :mod:`orgauth.services.organizations`, where
+a superuser acts as an owner. Every write is an audit event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import CursorResult, and_, case, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from orgauth.audit import audit
+from orgauth.errors import ConflictError, ErrorCode, NotFoundError
+from orgauth.models import Membership, Organization, OrgRole, User, UserSession, utcnow
+from orgauth.services import sessions as session_service
+from orgauth.services.auth import validate_new_password
+from orgauth.services.context import AuthContext
+from orgauth.services.organizations import contains, last_owner
+
+SortField = Literal["created_at", "email", "last_name"]
+SORT_COLUMNS: dict[str, Any] = {
+    "created_at": User.created_at,
+    "email": User.email,
+    "last_name": User.last_name,
+}
+
+
+def user_not_found() -> NotFoundError:
+    return NotFoundError("User not found.", code=ErrorCode.USER_NOT_FOUND)
+
+
+def email_taken() -> ConflictError:
+    return ConflictError("That email is already registered.", code=ErrorCode.EMAIL_TAKEN)
+
+
+def _self_action() -> ConflictError:
+    return ConflictError(
+        "You cannot do this to your own account.", code=ErrorCode.SELF_ACTION_FORBIDDEN
+    )
+
+
+def _rowcount(result: object) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+async def list_users(
+    db: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    search: str | None,
+    is_active: bool | None,
+    is_superuser: bool | None,
+    sort_by: SortField,
+    sort_order: Literal["asc", "desc"],
+) -> tuple[list[User], int]:
+    conditions: list[Any] = []
+    if search:
+        conditions.append(
+            or_(
+                contains(User.email, search),
+                contains(User.first_name, search),
+                contains(User.last_name, search),
+            )
+        )
+    if is_active is not None:
+        conditions.append(col(User.is_active).is_(is_active))
+    if is_superuser is not None:
+        conditions.append(col(User.is_superuser).is_(is_superuser))
+    total = await db.scalar(select(func.count()).select_from(User).where(*conditions))
+    column = col(SORT_COLUMNS[sort_by])
+    ordering = column.asc() if sort_order == "asc" else column.desc()
+    tiebreak = col(User.id).asc() if sort_order == "asc" else col(User.id).desc()
+    rows = await db.execute(
+        select(User)
+        .where(*conditions)
+        .order_by(ordering.nulls_last() if sort_by == "last_name" else ordering, tiebreak)
+        .offset((page - 1) * limit)
+        .limit(limit)
+    )
+    return list(rows.scalars().all()), int(total or 0)
+
+
+async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise user_not_found()
+    return user
+
+
+async def create_user(
+    db: AsyncSession,
+    ctx: AuthContext,
+    *,
+    actor_id: uuid.UUID,
+    email: str,
+    password: str,
+    first_name: str | None,
+    last_name: str | None,
+    is_active: bool,
+    is_superuser: bool,
+) -> User:
+    clean = await validate_new_password(
+        ctx, password, email=email, first_name=first_name, last_name=last_name
+    )
+    user = User(
+        email=email,
+        hashed_password=await ctx.passwords.hash(clean),
+        first_name=first_name,
+        last_name=last_name,
+        is_active=is_active,
+        is_superuser=is_superuser,
+    )
+    db.add(user)
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        raise ConflictError(
+            "That email is already registered.", code=ErrorCode.EMAIL_TAKEN
+        ) from None
+    audit("admin.user_created", actor_id=actor_id, user_id=user.id, is_superuser=is_superuser)
+    return user
+
+
+async def update_user(
+    db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID, changes: dict[str, Any]
+) -> User:
+    """Update a user; deactivation revokes every session at once."""
+    if user_id == actor_id and (
+        changes.get("is_active") is False or changes.get("is_superuser") is False
+    ):
+        raise _self_action()
+    for field in ("email", "is_active", "is_superuser"):
+        if field in changes and changes[field] is None:
+            del changes[field]  # these can change but never become null
+    user = await get_user(db, user_id)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.updated_at = utcnow()
+    db.add(user)
+    revoked = 0
+    if changes.get("is_active") is False:
+        revoked = await session_service.revoke_user_sessions(
+            db, user_id=user_id, reason=session_service.REASON_DEACTIVATED, commit=False
+        )
+    try:
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        raise ConflictError(
+            "That email is already registered.", code=ErrorCode.EMAIL_TAKEN
+        ) from None
+    audit(
+        "admin.user_updated",
+        actor_id=actor_id,
+        user_id=user_id,
+        fields=",".join(sorted(changes)),
+        revoked_sessions=revoked,
+    )
+    return user
+
+
+async def _ownership_blockers(
+    db: AsyncSession, user_ids: list[uuid.UUID]
+) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """For users about to be deleted: who is a last owner of an organization with other
+    members (blocked), and which organizations would be left empty (deleted with them)."""
+    owner = aliased_membership()
+    members = (
+        select(func.count())
+        .where(col(Membership.organization_id) == owner.organization_id)
+        .scalar_subquery()
+    )
+    owners = (
+        select(func.count())
+        .where(
+            col(Membership.organization_id) == owner.organization_id,
+            col(Membership.role) == OrgRole.OWNER,
+        )
+        .scalar_subquery()
+    )
+    rows = await db.execute(
+        select(owner.user_id, owner.organization_id, members, owners).where(
+            owner.user_id.in_(user_ids), owner.role == OrgRole.OWNER
+        )
+    )
+    blocked: set[uuid.UUID] = set()
+    orphaned: set[uuid.UUID] = set()
+    for user_id, org_id, member_count, owner_count in rows.all():
+        if owner_count <= 1 and member_count > 1:
+            blocked.add(user_id)
+        elif member_count <= 1:
+            orphaned.add(org_id)
+    return blocked, orphaned
+
+
+def aliased_membership() -> Any:
+    from sqlalchemy.orm import aliased
+
+    return aliased(Membership)
+
+
+async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Delete a user with sessions and memberships; organizations left without any member
+    are deleted too, and a last owner of an organization with other members is refused."""
+    if user_id == actor_id:
+        raise _self_action()
+    await get_user(db, user_id)
+    blocked, orphaned = await _ownership_blockers(db, [user_id])
+    if blocked:
+        raise last_owner()
+    if orphaned:
+        await db.execute(delete(Organization).where(col(Organization.id).in_(orphaned)))
+    await db.execute(delete(User).where(col(User.id) == user_id))
+    await db.commit()
+    audit(
+        "admin.user_deleted",
+        actor_id=actor_id,
+        user_id=user_id,
+        organizations_deleted=len(orphaned),
+    )
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    affected: int
+    skipped_ids: list[uuid.UUID]
+
+
+async def bulk_action(
+    db: AsyncSession,
+    *,
+    actor_id: uuid.UUID,
+    action: Literal["activate", "deactivate", "delete"],
+    user_ids: list[uuid.UUID],
+) -> BulkResult:
+    """Apply one action to up to 100 users in a constant number of queries."""
+    requested = list(dict.fromkeys(user_ids))
+    existing = set(
+        (await db.execute(select(col(User.id)).where(col(User.id).in_(requested)))).scalars()
+    )
+    skipped = {uid for uid in requested if uid not in existing or uid == actor_id}
+    if action == "delete":
+        blocked, orphaned = await _ownership_blockers(
+            db, [u for u in requested if u not in skipped]
+        )
+        skipped |= blocked
+    targets = [uid for uid in requested if uid not in skipped]
+    affected = 0
+    if targets:
+        if action == "delete":
+            if orphaned:
+                await db.execute(delete(Organization).where(col(Organization.id).in_(orphaned)))
+            result = await db.execute(delete(User).where(col(User.id).in_(targets)))
+        else:
+            active = action == "activate"
+            result = await db.execute(
+                update(User)
+                .where(col(User.id).in_(targets))
+                .values(is_active=active, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if not active:
+                await db.execute(
+                    update(UserSession)
+                    .where(
+                        col(UserSession.user_id).in_(targets), col(UserSession.revoked_at).is_(None)
+                    )
+                    .values(revoked_at=utcnow(), revoked_reason=session_service.REASON_DEACTIVATED)
+                    .execution_options(synchronize_session=False)
+                )
+        affected = _rowcount(result)
+        await db.commit()
+    skipped_ids = [uid for uid in requested if uid in skipped]
+    audit(
+        "admin.bulk_action",
+        actor_id=actor_id,
+        action=action,
+        affected=affected,
+        skipped=len(skipped_ids),
+    )
+    return BulkResult(affected=affected, skipped_ids=skipped_ids)
+
+
+async def revoke_sessions(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    await get_user(db, user_id)
+    revoked = await session_service.revoke_user_sessions(
+        db, user_id=user_id, reason=session_service.REASON_ADMIN
+    )
+    audit("admin.sessions_revoked", actor_id=actor_id, user_id=user_id, revoked=revoked)
+    return revoked
+
+
+# --- sessions ------------------------------------------------------------------------
+
+
+async def list_sessions(
+    db: AsyncSession, *, page: int, limit: int, user_id: uuid.UUID | None, active: bool | None
+) -> tuple[list[UserSession], int]:
+    now = utcnow()
+    is_active = and_(col(UserSession.revoked_at).is_(None), col(UserSession.expires_at) > now)
+    conditions: list[Any] = []
+    if user_id is not None:
+        conditions.append(col(UserSession.user_id) == user_id)
+    if active is True:
+        conditions.append(is_active)
+    elif active is False:
+        conditions.append(
+            or_(col(UserSession.revoked_at).is_not(None), col(UserSession.expires_at) <= now)
+        )
+    total = await db.scalar(select(func.count()).select_from(UserSession).where(*conditions))
+    rows = await db.execute(
+        select(UserSession)
+        .where(*conditions)
+        .order_by(col(UserSession.last_used_at).desc(), col(UserSession.id))
+        .offset((page - 1) * limit)
+        .limit(limit)
+    )
+    return list(rows.scalars().all()), int(total or 0)
+
+
+# --- statistics ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    users_total: int
+    users_active: int
+    superusers: int
+    organizations: int
+    active_sessions: int
+    registrations: list[tuple[date, int]]
+
+
+async def stats(db: AsyncSession) -> Stats:
+    """Counts computed by the database (four aggregate queries, no rows loaded)."""
+    now = utcnow()
+    users = (
+        await db.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((col(User.is_active).is_(True), 1), else_=0)), 0),
+                func.coalesce(func.sum(case((col(User.is_superuser).is_(True), 1), else_=0)), 0),
+            ).select_from(User)
+        )
+    ).one()
+    organizations = await db.scalar(select(func.count()).select_from(Organization))
+    active_sessions = await db.scalar(
+        select(func.count())
+        .select_from(UserSession)
+        .where(col(UserSession.revoked_at).is_(None), col(UserSession.expires_at) > now)
+    )
+    since = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = _utc_day(db)
+    rows = await db.execute(
+        select(day, func.count())
+        .select_from(User)
+        .where(col(User.created_at) >= since)
+        .group_by(day)
+        .order_by(day)
+    )
+    registrations = [(_as_date(value), int(count)) for value, count in rows.all()]
+    return Stats(
+        users_total=int(users[0]),
+        users_active=int(users[1]),
+        superusers=int(users[2]),
+        organizations=int(organizations or 0),
+        active_sessions=int(active_sessions or 0),
+        registrations=registrations,
+    )
+
+
+def _utc_day(db: AsyncSession) -> Any:
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        return func.date(func.timezone("UTC", col(User.created_at))).label("day")
+    return func.date(col(User.created_at)).label("day")
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
