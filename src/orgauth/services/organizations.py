@@ -14,7 +14,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import CursorResult, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
