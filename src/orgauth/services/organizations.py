@@ -224,7 +224,7 @@ async def list_organizations(
 
 def _members_query(
     org_id: uuid.UUID, role: OrgRole | None, search: str | None
-) -> Select[Unpack[tuple[Any, ...]]]:
+) -> Select[*tuple[Any, ...]]:
     query = (
         select(
             col(Membership.user_id),
