@@ -193,6 +193,8 @@ class SmtpEmailSender:
         if tls_mode not in ("starttls", "tls", "none"):
             raise ValueError(f"unknown SMTP TLS mode {tls_mode!r}")
         _check_header("sender", sender)
+        if bool(username) != bool(password):
+            raise ValueError("SMTP_USER and SMTP_PASSWORD must be set together")
         self.host = host
         self.port = port
         self.username = username or None
@@ -216,7 +218,7 @@ class SmtpEmailSender:
                 hostname=self.host,
                 port=self.port,
                 username=self.username,
-                password=self._password if self.username else None,
+                password=self._password,
                 use_tls=self.tls_mode == "tls",
                 # False, not None: None would mean "upgrade if offered" and let an attacker
                 # strip STARTTLS; "none" means none, "starttls" means required.

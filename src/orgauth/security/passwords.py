@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 import bcrypt
 
 MAX_PASSWORD_LENGTH = 128
+# Inputs are cut off long before NFKC can blow them up (one character may become 18).
+MAX_PASSWORD_INPUT_LENGTH = 1024
 MIN_ZXCVBN_SCORE = 3
 HASH_PREFIX = "bcrypt-sha256$"
 # A fixed, public key: the pre-hash only widens bcrypt's input, it is not a pepper, so
@@ -30,6 +33,8 @@ _PREHASH_KEY = b"orgauth.bcrypt-sha256.v1"
 _BCRYPT_COST = re.compile(r"^\$2[aby]\$(\d\d)\$")
 _IDENTITY_SPLIT = re.compile(r"[@.+_\-\s]+")
 _MIN_IDENTITY_PART = 3
+# zxcvbn keeps the user inputs in a module-level dictionary while scoring.
+_ZXCVBN_LOCK = threading.Lock()
 
 
 class WeakPasswordError(ValueError):
@@ -57,7 +62,9 @@ class PasswordIdentity:
 
 
 def normalize_password(password: str) -> str:
-    """NFKC-normalise; refuse NUL bytes and unencodable text (lone surrogates)."""
+    """NFKC-normalise; refuse NUL bytes, unencodable text (lone surrogates), huge input."""
+    if len(password) > MAX_PASSWORD_INPUT_LENGTH:
+        raise WeakPasswordError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long.")
     if "\x00" in password:
         raise WeakPasswordError("Password must not contain NUL characters.")
     try:
@@ -81,11 +88,8 @@ def check_password_policy(
     if len(normalized) > MAX_PASSWORD_LENGTH:
         raise WeakPasswordError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long.")
 
-    from zxcvbn import zxcvbn  # imported lazily: it loads sizeable word lists
-
     parts = identity.parts() if identity else []
-    # zxcvbn is quadratic-ish in length; the length cap above keeps it bounded.
-    if zxcvbn(normalized, user_inputs=parts)["score"] < MIN_ZXCVBN_SCORE:
+    if _strength(normalized, parts) < MIN_ZXCVBN_SCORE:
         raise WeakPasswordError(
             "Password is too common or too easy to guess; try a longer passphrase."
         )
@@ -93,10 +97,19 @@ def check_password_policy(
     for part in parts:
         remainder = remainder.replace(part, "")
     if remainder != normalized.lower() and (
-        not remainder.strip() or zxcvbn(remainder)["score"] < MIN_ZXCVBN_SCORE
+        not remainder.strip() or _strength(remainder, []) < MIN_ZXCVBN_SCORE
     ):
         raise WeakPasswordError("Password must not be based on your email address or name.")
     return normalized
+
+
+def _strength(password: str, user_inputs: list[str]) -> int:
+    """zxcvbn score 0-4 (serialised: zxcvbn is not thread-safe)."""
+    from zxcvbn import zxcvbn  # imported lazily: it loads sizeable word lists
+
+    with _ZXCVBN_LOCK:
+        result = zxcvbn(password, user_inputs=user_inputs, max_length=MAX_PASSWORD_LENGTH)
+    return int(result["score"])
 
 
 def _prehash(password: str) -> bytes:
