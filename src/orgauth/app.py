@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from orgauth._version import __version__
+from orgauth.api.docs import install_docs
 from orgauth.extension import OrgAuth
 from orgauth.logs import configure_logging
 from orgauth.settings import OrgAuthSettings, load_settings
@@ -16,16 +17,18 @@ def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
     configure_logging(settings)
     auth = OrgAuth(settings)
     docs = settings.docs_are_enabled
+    openapi_url = f"{settings.api_prefix}/openapi.json"
     app = FastAPI(
         title="orgauth",
         version=__version__,
         description="Authentication, sessions and organizations.",
         lifespan=auth.lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url=f"{settings.api_prefix}/openapi.json" if docs else None,
-        swagger_ui_oauth2_redirect_url="/docs/oauth2-redirect" if docs else None,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=openapi_url if docs else None,
     )
+    if docs:
+        install_docs(app, openapi_url=openapi_url, title="orgauth")
     auth.install(app)
     return app
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
 from orgauth.hooks import Hooks
+from orgauth.security.devices import parse_user_agent
 from orgauth.security.passwords import PasswordHasher, WeakPasswordError
 from orgauth.security.ratelimit import RateLimiter, RouteLimits
 from orgauth.security.tokens import AccessTokenCodec
@@ -106,6 +107,7 @@ class OrgAuth:
     async def startup(self) -> None:
         """Open resources, create the first superuser when configured, start pruning."""
         _ = self.access_tokens  # create/read the development key before serving
+        parse_user_agent("Mozilla/5.0")  # load the parser's rules now, not in a request
         await self._create_first_superuser()
         if self._prune_interval:
             self._prune_task = asyncio.create_task(self._prune_periodically(self._prune_interval))
@@ -190,15 +192,47 @@ class OrgAuth:
         router.include_router(build_admin_router(self))
         return router
 
-    def install(self, app: FastAPI, *, include_health: bool = True) -> None:
-        """Add orgauth's routes (under ``API_PREFIX``) and error handling to ``app``."""
+    def install(
+        self,
+        app: FastAPI,
+        *,
+        include_health: bool = True,
+        security_headers: bool = True,
+        cors: bool = True,
+    ) -> None:
+        """Add orgauth to ``app``: routes under ``API_PREFIX``, error handling, the body
+        limit, security headers (SPEC §4.7) and CORS for ``BACKEND_CORS_ORIGINS``."""
+        from starlette.middleware.cors import CORSMiddleware
+
         from orgauth.api.errors import install_error_handlers
         from orgauth.api.health import build_health_router
+        from orgauth.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+        from orgauth.security.headers import SecurityHeaders
 
         install_error_handlers(app)
         if include_health:
             app.include_router(build_health_router(self))
         app.include_router(self.router)
+        app.add_middleware(BodyLimitMiddleware)
+        origins = self.settings.backend_cors_origins
+        if cors and origins:
+            app.add_middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                # A wildcard (development only) never comes with credentials.
+                allow_credentials="*" not in origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        if security_headers:
+            from orgauth.api.docs import OAUTH2_REDIRECT_PATH
+
+            candidates = ("/docs", "/redoc", OAUTH2_REDIRECT_PATH, app.docs_url, app.redoc_url)
+            docs_paths = frozenset(path for path in candidates if path)
+            app.add_middleware(
+                SecurityHeadersMiddleware, headers=SecurityHeaders(self.settings, docs_paths)
+            )
         app.state.orgauth = self
 
     # Public shortcuts for host apps: ``Depends(auth.current_user)``.

@@ -24,16 +24,25 @@ app.add_typer(user.app, name="user")
 app.add_typer(sessions.app, name="sessions")
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    """orgauth: authentication, sessions and organizations for FastAPI."""
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from orgauth._version import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,  # handled while parsing, so no command is needed after it
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """orgauth: authentication, sessions and organizations for FastAPI."""
 
 
 def main() -> None:
