@@ -202,11 +202,13 @@ class OrgAuth:
     ) -> None:
         """Add orgauth to ``app``: routes under ``API_PREFIX``, error handling, the body
         limit, security headers (SPEC §4.7) and CORS for ``BACKEND_CORS_ORIGINS``."""
-        from starlette.middleware.cors import CORSMiddleware
-
         from orgauth.api.errors import install_error_handlers
         from orgauth.api.health import build_health_router
-        from orgauth.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+        from orgauth.api.middleware import (
+            BodyLimitMiddleware,
+            SecurityHeadersMiddleware,
+            StrictCORSMiddleware,
+        )
         from orgauth.security.headers import SecurityHeaders
 
         install_error_handlers(app)
@@ -217,7 +219,7 @@ class OrgAuth:
         origins = self.settings.backend_cors_origins
         if cors and origins:
             app.add_middleware(
-                CORSMiddleware,
+                StrictCORSMiddleware,
                 allow_origins=origins,
                 # A wildcard (development only) never comes with credentials.
                 allow_credentials="*" not in origins,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgauth.errors import ErrorCode, error_body
@@ -107,3 +109,23 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class StrictCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, except that credentials are granted only to listed
+    origins (Starlette also sends ``Access-Control-Allow-Credentials`` to other ones)."""
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        origin = request_headers.get("origin", "")
+        if message["type"] != "http.response.start" or self.is_allowed_origin(origin):
+            await super().send(message, send, request_headers)
+            return
+
+        async def without_credentials(outgoing: Message) -> None:
+            if outgoing["type"] == "http.response.start":
+                headers = MutableHeaders(scope=outgoing)
+                if "access-control-allow-credentials" in headers:
+                    del headers["access-control-allow-credentials"]
+            await send(outgoing)
+
+        await super().send(message, without_credentials, request_headers)

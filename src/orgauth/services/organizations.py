@@ -351,14 +351,15 @@ async def update_organization(
         changes.pop("name", None)  # a name can change but never be removed
     if changes.get("slug") is None:
         changes.pop("slug", None)
-    if changes:
-        await db.execute(
-            update(Organization)
-            .where(col(Organization.id) == org_id)
-            .values(**changes, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
     try:
+        if changes:
+            # The slug's unique index answers at the UPDATE itself, not only at commit.
+            await db.execute(
+                update(Organization)
+                .where(col(Organization.id) == org_id)
+                .values(**changes, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
         await db.commit()
     except IntegrityError:
         await db.rollback()
