@@ -41,7 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "EMAIL_FILE_DIR": str(directory / "mail"),
     }
     cli = Path(sys.executable).with_name("orgauth")
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [str(cli), "serve", "--port", str(port)],
         env=env,
         cwd=directory,
