@@ -1,8 +1,9 @@
 """Rate limits on the sensitive routes (SPEC §2, §4.5), built on the ``limits`` library.
 
 Counters live in memory (one process) or in Redis (shared by every worker and host). If
-the storage fails mid-run, requests are let through (fail open) and the failure is logged:
-an outage of the limiter must not become an outage of sign-in.
+Redis fails mid-run, each process falls back to its own in-memory counters (so limits
+still apply, per process) and logs it; Redis is tried again a few seconds later. An
+outage of the limiter never becomes an outage of sign-in, nor an open door.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from orgauth.settings import OrgAuthSettings
 logger = logging.getLogger("orgauth.ratelimit")
 # After a storage failure, wait this long before trying the storage again.
 STORAGE_RETRY_SECONDS = 5.0
+REDIS_TIMEOUT_SECONDS = 0.5
 
 
 class RateLimitedError(OrgAuthError):
@@ -49,31 +51,53 @@ class RateLimiter:
         self._storage_uri = _storage_uri(settings.rate_limit_storage_uri)
         self._limiter: MovingWindowRateLimiter | None = None
         self._failed_until = 0.0
+        self._fallback: MovingWindowRateLimiter | None = None
 
     def _get_limiter(self) -> MovingWindowRateLimiter:
         if self._limiter is None:
-            storage = storage_from_string(self._storage_uri)
+            options: dict[str, float | str | bool] = {}
+            if "redis" in self._storage_uri:
+                # redis-py (the `redis` extra); short timeouts so an outage fails open fast.
+                options = {
+                    "implementation": "redispy",
+                    "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                    "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                }
+            storage = storage_from_string(self._storage_uri, **options)
             self._limiter = MovingWindowRateLimiter(storage)
         return self._limiter
 
+    def _get_fallback(self) -> MovingWindowRateLimiter:
+        if self._fallback is None:
+            self._fallback = MovingWindowRateLimiter(storage_from_string("async+memory://"))
+        return self._fallback
+
     async def hit(self, name: str, items: list[RateLimitItem], key: str) -> None:
         """Count one request for ``key`` against every item; raise RateLimitedError if over."""
-        if not self.enabled or time.monotonic() < self._failed_until:
+        if not self.enabled:
             return
-        limiter = self._get_limiter()
+        if time.monotonic() < self._failed_until:
+            await self._hit(self._get_fallback(), name, items, key)
+            return
         try:
-            for item in items:
-                if not await limiter.hit(item, self._namespace, name, key):
-                    stats = await limiter.get_window_stats(item, self._namespace, name, key)
-                    raise RateLimitedError(math.ceil(stats.reset_time - time.time()))
+            await self._hit(self._get_limiter(), name, items, key)
         except RateLimitedError:
             raise
-        except Exception as exc:  # storage unreachable: fail open, say so in the log
+        except Exception as exc:  # storage unreachable: per-process counters meanwhile
             self._failed_until = time.monotonic() + STORAGE_RETRY_SECONDS
             logger.error(
-                "rate limit storage unavailable; limits not enforced",
+                "rate limit storage unavailable; using in-memory counters",
                 extra={"error": type(exc).__name__},
             )
+            await self._hit(self._get_fallback(), name, items, key)
+
+    async def _hit(
+        self, limiter: MovingWindowRateLimiter, name: str, items: list[RateLimitItem], key: str
+    ) -> None:
+        for item in items:
+            if not await limiter.hit(item, self._namespace, name, key):
+                stats = await limiter.get_window_stats(item, self._namespace, name, key)
+                raise RateLimitedError(math.ceil(stats.reset_time - time.time()))
 
     async def reset(self) -> None:
         """Forget every counter (tests and operators)."""
