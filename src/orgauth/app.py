@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from orgauth._version import __version__
 from orgauth.api.docs import install_docs
+from orgauth.api.errors import install_standalone_error_handlers
 from orgauth.extension import OrgAuth
 from orgauth.logs import configure_logging
 from orgauth.settings import OrgAuthSettings, load_settings
@@ -30,6 +31,7 @@ def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
     if docs:
         install_docs(app, openapi_url=openapi_url, title="orgauth")
     auth.install(app)
+    install_standalone_error_handlers(app)
     return app
 
 

@@ -18,9 +18,7 @@ def audit(event: str, **fields: Any) -> None:
     leaked = _FORBIDDEN_FIELDS.intersection(fields)
     if leaked:  # a programming error; never let a secret reach the log
         raise ValueError(f"audit fields must not include secrets: {sorted(leaked)}")
-    audit_logger.info(
-        event, extra={"event_name": event, **{k: _plain(v) for k, v in fields.items()}}
-    )
+    audit_logger.info(event, extra={key: _plain(value) for key, value in fields.items()})
 
 
 def _plain(value: Any) -> Any:

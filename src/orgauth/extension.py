@@ -208,6 +208,7 @@ class OrgAuth:
             BodyLimitMiddleware,
             SecurityHeadersMiddleware,
             StrictCORSMiddleware,
+            UnhandledErrorMiddleware,
         )
         from orgauth.security.headers import SecurityHeaders
 
@@ -215,6 +216,7 @@ class OrgAuth:
         if include_health:
             app.include_router(build_health_router(self))
         app.include_router(self.router)
+        app.add_middleware(UnhandledErrorMiddleware)
         app.add_middleware(BodyLimitMiddleware)
         origins = self.settings.backend_cors_origins
         if cors and origins:

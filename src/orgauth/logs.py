@@ -62,3 +62,28 @@ def configure_logging(settings: OrgAuthSettings) -> None:
     logger.addHandler(handler)
     logger.setLevel(settings.log_level)
     logger.propagate = True
+
+
+def uvicorn_log_config(settings: OrgAuthSettings) -> dict[str, Any]:
+    """A ``logging.config`` dict so uvicorn's own lines use orgauth's format too."""
+    formatter = (
+        {"()": "orgauth.logs.JsonFormatter"}
+        if settings.effective_log_format == "json"
+        else {"()": "orgauth.logs.TextFormatter"}
+    )
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "orgauth",
+        "stream": "ext://sys.stderr",
+    }
+    loggers = {
+        name: {"handlers": ["default"], "level": settings.log_level, "propagate": False}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"orgauth": formatter},
+        "handlers": {"default": handler},
+        "loggers": loggers,
+    }

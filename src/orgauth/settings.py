@@ -265,6 +265,10 @@ class OrgAuthSettings(BaseSettings):
             )
         if self.email_backend == "smtp" and not self.smtp_host:
             raise ValueError("SMTP_HOST is required when EMAIL_BACKEND=smtp")
+        if bool(self.smtp_user) != bool(
+            self.smtp_password and self.smtp_password.get_secret_value()
+        ):
+            raise ValueError("SMTP_USER and SMTP_PASSWORD must be set together")
         if self.is_production:
             self._production_guard()
         return self

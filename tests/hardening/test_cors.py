@@ -61,3 +61,12 @@ async def test_wildcard_in_development_never_allows_credentials(app_client: AppC
         response = await client.get("/health", headers={"origin": "https://any.example"})
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_refused_preflight_carries_no_credentials_grant(app_client: AppClient) -> None:
+    async with app_client(backend_cors_origins=[ALLOWED]) as client:
+        response = await client.options(
+            "/api/v1/auth/login", headers=preflight("https://evil.example.com")
+        )
+    assert response.status_code == 400
+    assert "access-control-allow-credentials" not in response.headers

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orgauth.errors import ErrorCode, OrgAuthError, ServiceUnavailableError, error_body
 
@@ -64,6 +65,27 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+_HTTP_CODES = {
+    404: (ErrorCode.NOT_FOUND, "Not found."),
+    405: (ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's 404/405 (unknown route, wrong method) in orgauth's error body."""
+    assert isinstance(exc, StarletteHTTPException)
+    code, message = _HTTP_CODES.get(exc.status_code, (ErrorCode.NOT_FOUND, "Request failed."))
+    if exc.status_code not in _HTTP_CODES:
+        message = str(exc.detail)
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+
+def install_standalone_error_handlers(app: FastAPI) -> None:
+    """For the standalone server only: every error, unknown routes included, uses the
+    orgauth body. (A host app keeps its own HTTPException format.)"""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
 def install_error_handlers(app: FastAPI) -> None:

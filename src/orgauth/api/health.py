@@ -68,6 +68,8 @@ def build_health_router(auth: OrgAuth) -> APIRouter:
     async def health() -> Any:
         report = await check_health(auth)
         status_code = 200 if report.status == "healthy" else 503
-        return JSONResponse(report.model_dump(mode="json"), status_code=status_code)
+        return JSONResponse(
+            report.model_dump(mode="json", exclude_none=True), status_code=status_code
+        )
 
     return router

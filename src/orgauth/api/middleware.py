@@ -6,14 +6,17 @@ Plain ASGI (not BaseHTTPMiddleware) keeps the per-request cost to a function cal
 from __future__ import annotations
 
 import json
+import logging
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgauth.errors import ErrorCode, error_body
 from orgauth.security.headers import SecurityHeaders
 
+logger = logging.getLogger("orgauth.errors")
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB (SPEC §4.9)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -129,3 +132,55 @@ class StrictCORSMiddleware(CORSMiddleware):
             await send(outgoing)
 
         await super().send(message, without_credentials, request_headers)
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        refused = not self.is_allowed_origin(request_headers.get("origin", ""))
+        if refused and "access-control-allow-credentials" in response.headers:
+            del response.headers["access-control-allow-credentials"]
+        return response
+
+
+class UnhandledErrorMiddleware:
+    """Turns an unexpected exception into the generic 500 body (details only in the log).
+
+    It sits inside the security-header and CORS middleware, so even a 500 carries them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception(
+                "unhandled error", extra={"path": scope.get("path"), "method": scope.get("method")}
+            )
+            if started:
+                raise
+            body = json.dumps(
+                error_body(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred.")
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

@@ -47,6 +47,8 @@ def serve(
 
     import uvicorn
 
+    from orgauth.logs import uvicorn_log_config
+
     uvicorn.run(
         "orgauth.app:create_app_from_environment",
         factory=True,
@@ -57,5 +59,6 @@ def serve(
         proxy_headers=False,  # orgauth applies FORWARDED_ALLOW_IPS itself
         server_header=False,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings),
         timeout_graceful_shutdown=30,
     )

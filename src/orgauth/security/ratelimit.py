@@ -22,6 +22,7 @@ from limits.storage import storage_from_string
 from orgauth.errors import ErrorCode, OrgAuthError
 from orgauth.security.network import TrustedProxies
 from orgauth.settings import OrgAuthSettings
+from orgauth.validation import InvalidEmailError, normalize_email
 
 logger = logging.getLogger("orgauth.ratelimit")
 # After a storage failure, wait this long before trying the storage again.
@@ -143,5 +144,8 @@ class RouteLimits:
 
     async def login_account(self, email: str) -> None:
         """Per-account login limit; unknown emails are counted exactly like known ones."""
-        normalized = email.strip().lower()
+        try:
+            normalized = normalize_email(email)
+        except InvalidEmailError:
+            normalized = email.strip().lower()
         await self.limiter.hit("login_account", self._login_items, _key_digest(normalized))

@@ -1,0 +1,56 @@
+"""Error bodies: orgauth's shape everywhere, no internals in a 500 (SPEC §3 Errors)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.conftest import make_settings
+from tests.hardening.conftest import AppClient
+
+from orgauth.app import create_app
+
+
+async def test_unknown_route_and_wrong_method_use_the_error_body(app_client: AppClient) -> None:
+    async with app_client() as client:
+        missing = await client.get("/api/v1/nothing-here")
+        wrong_method = await client.put("/api/v1/auth/login")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": {"code": "NOT_FOUND", "message": "Not found."}}
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["detail"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_unauthenticated_requests_get_bearer_challenge(app_client: AppClient) -> None:
+    async with app_client() as client:
+        response = await client.get("/api/v1/users/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["detail"]["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_unexpected_exception_is_a_generic_500_with_security_headers(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(database_url, tmp_path))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret detail: /etc/passwd SELECT * FROM users")
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            with caplog.at_level(logging.ERROR, logger="orgauth.errors"):
+                response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {
+        "detail": {"code": "INTERNAL_ERROR", "message": "An unexpected error occurred."}
+    }
+    assert "secret detail" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in response.headers
+    assert any("secret detail" in (r.exc_text or "") for r in caplog.records)
