@@ -157,7 +157,21 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """Every orgauth error: ``{"detail": {"code", "message"}}``."""
+
     detail: ErrorDetail
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """Request validation (422): FastAPI's shape, without echoing the submitted input."""
+
+    detail: list[ValidationErrorItem]
 
 
 # --- pagination --------------------------------------------------------------------

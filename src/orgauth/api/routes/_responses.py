@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orgauth.schemas import ErrorResponse
+from orgauth.schemas import ErrorResponse, ValidationErrorResponse
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -18,10 +18,13 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input",
         429: "Too many requests (carries Retry-After)",
     }
-    return {
-        code: {"model": ErrorResponse, "description": descriptions.get(code, "Error")}
-        for code in codes
-    }
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        # 422 is either a field-level validation error list or an orgauth error (e.g.
+        # WEAK_PASSWORD).
+        model: Any = ValidationErrorResponse | ErrorResponse if code == 422 else ErrorResponse
+        documented[code] = {"model": model, "description": descriptions.get(code, "Error")}
+    return documented
 
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
