@@ -12,7 +12,16 @@ from orgauth._version import __version__
 
 if TYPE_CHECKING:
     from orgauth.app import create_app
+    from orgauth.dependencies import (
+        current_superuser,
+        current_user,
+        optional_user,
+        require_org_role,
+    )
+    from orgauth.email import EmailMessage, EmailSender
     from orgauth.extension import OrgAuth
+    from orgauth.hooks import Hooks
+    from orgauth.migrate import exclude_orgauth_tables
     from orgauth.models import (
         Membership,
         Organization,
@@ -26,6 +35,14 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "create_app": "orgauth.app",
+    "current_user": "orgauth.dependencies",
+    "optional_user": "orgauth.dependencies",
+    "current_superuser": "orgauth.dependencies",
+    "require_org_role": "orgauth.dependencies",
+    "EmailMessage": "orgauth.email",
+    "EmailSender": "orgauth.email",
+    "Hooks": "orgauth.hooks",
+    "exclude_orgauth_tables": "orgauth.migrate",
     "OrgAuth": "orgauth.extension",
     "Membership": "orgauth.models",
     "Organization": "orgauth.models",
@@ -39,6 +56,9 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "EmailMessage",
+    "EmailSender",
+    "Hooks",
     "Membership",
     "OrgAuth",
     "OrgAuthSettings",
@@ -51,6 +71,11 @@ __all__ = [
     "UserSession",
     "__version__",
     "create_app",
+    "current_superuser",
+    "current_user",
+    "exclude_orgauth_tables",
+    "optional_user",
+    "require_org_role",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
 from orgauth.hooks import Hooks
+from orgauth.models import Membership, OrgRole, User
 from orgauth.security.devices import parse_user_agent
 from orgauth.security.passwords import PasswordHasher, WeakPasswordError
 from orgauth.security.ratelimit import RateLimiter, RouteLimits
@@ -43,13 +44,24 @@ class OrgAuth:
         engine: AsyncEngine | None = None,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         email_sender: EmailSender | None = None,
+        session_dependency: Callable[..., AsyncIterator[AsyncSession]] | None = None,
         prune_interval_seconds: float | None = 3600.0,
     ) -> None:
+        """Configure orgauth.
+
+        ``engine``/``sessionmaker``: use the host app's database pool (orgauth then never
+        disposes it). ``session_dependency``: the host's own FastAPI dependency yielding an
+        ``AsyncSession``; orgauth's routes and dependencies then share the request's
+        session (and transaction) with the host's routes. ``email_sender``: any object with
+        ``async send(EmailMessage)``, instead of the configured backend.
+        ``prune_interval_seconds``: how often expired sessions are deleted (None: never).
+        """
         self.settings = settings if settings is not None else load_settings()
         self._engine = engine
         self._owns_engine = engine is None
         self._sessionmaker = sessionmaker
         self._email_sender = email_sender
+        self.session_dependency = session_dependency
         self._prune_interval = prune_interval_seconds
         self._prune_task: asyncio.Task[None] | None = None
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
@@ -239,21 +251,31 @@ class OrgAuth:
             )
         app.state.orgauth = self
 
-    # Public shortcuts for host apps: ``Depends(auth.current_user)``.
+    # Public dependencies for host routes: ``Depends(auth.current_user)``.
     @property
-    def current_user(self):  # type: ignore[no-untyped-def]
+    def current_user(self) -> Callable[..., Awaitable[User]]:
+        """Dependency: the authenticated, active user (401 otherwise)."""
         return self.dependencies.current_user
 
     @property
-    def optional_user(self):  # type: ignore[no-untyped-def]
+    def optional_user(self) -> Callable[..., Awaitable[User | None]]:
+        """Dependency: the user when a bearer token is sent, else None (bad token: 401)."""
         return self.dependencies.optional_user
 
     @property
-    def current_superuser(self):  # type: ignore[no-untyped-def]
+    def current_superuser(self) -> Callable[..., Awaitable[User]]:
+        """Dependency: the authenticated user if a superuser (403 otherwise)."""
         return self.dependencies.current_superuser
 
-    def require_org_role(self, role: str):  # type: ignore[no-untyped-def]
-        """Dependency: the caller's membership in ``{org_id}`` with at least ``role``."""
+    @property
+    def get_db(self) -> Callable[..., AsyncIterator[AsyncSession]]:
+        """Dependency: the request's database session (shared with orgauth's routes)."""
+        return self.dependencies.get_db
+
+    def require_org_role(self, role: OrgRole | str) -> Callable[..., Awaitable[Membership]]:
+        """Dependency for routes with an ``{org_id}`` path parameter: the caller's
+        membership when their role is at least ``role`` (superusers pass as owners);
+        404 for non-members and unknown organizations, 403 ``INSUFFICIENT_ROLE`` below."""
         return self.dependencies.require_org_role(role)
 
     def __repr__(self) -> str:

@@ -22,10 +22,22 @@ from sqlmodel import SQLModel
 
 import orgauth.models  # noqa: F401  (registers the tables in SQLModel's metadata)
 from orgauth.migrations.options import VERSION_TABLE, migration_context_options
+from orgauth.models import ORGAUTH_TABLES
 
 SCRIPT_LOCATION = "orgauth:migrations"
 
 T = TypeVar("T")
+
+
+def exclude_orgauth_tables(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """``include_object`` for a host app's own Alembic env: leave orgauth's tables (and
+    their indexes and constraints) to orgauth's migrations."""
+    if type_ == "table":
+        return name not in ORGAUTH_TABLES
+    table = getattr(obj, "table", None)
+    return table is None or table.name not in ORGAUTH_TABLES
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,12 @@ class Dependencies:
             scheme_name="OrgAuthBearer",
         )
 
-        async def get_db() -> AsyncIterator[AsyncSession]:
+        async def default_get_db() -> AsyncIterator[AsyncSession]:
             """A database session for the duration of the request."""
             async with auth.sessionmaker() as session:
                 yield session
+
+        get_db = auth.session_dependency or default_get_db
 
         def get_client(request: Request) -> ClientInfo:
             """Client IP (X-Forwarded-For only from trusted proxies) and User-Agent."""
@@ -102,6 +104,7 @@ class Dependencies:
             return user
 
         self._role_dependencies: dict[OrgRole, Callable[..., Awaitable[Membership]]] = {}
+        self.principal_from_token = _principal_from_token
         self.get_db = get_db
         self.get_client = get_client
         self.get_principal = get_principal

@@ -1,0 +1,85 @@
+"""App-level dependencies: ``from orgauth import current_user``.
+
+They find the OrgAuth installed on the request's app (``auth.install(app)``), so a route
+module can depend on them without importing the ``auth`` object. ``auth.current_user``
+and friends are the same checks bound to one instance.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
+from orgauth.models import Membership, OrgRole, User
+from orgauth.services import organizations as org_service
+from orgauth.services.permissions import role_at_least
+
+if TYPE_CHECKING:
+    from orgauth.extension import OrgAuth
+
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/login/oauth", auto_error=False, scheme_name="OrgAuthBearer"
+)
+Token = Annotated[str | None, Depends(_bearer)]
+
+
+def get_orgauth(request: Request) -> OrgAuth:
+    """The OrgAuth installed on this app."""
+    auth = getattr(request.app.state, "orgauth", None)
+    if auth is None:
+        raise RuntimeError("orgauth is not installed on this app; call OrgAuth(...).install(app)")
+    return auth  # type: ignore[no-any-return]
+
+
+async def _user(request: Request, token: str | None) -> User:
+    if not token:
+        raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
+    auth = get_orgauth(request)
+    async with auth.sessionmaker() as db:
+        principal = await auth.dependencies.principal_from_token(token, db)
+    return principal.user
+
+
+async def current_user(request: Request, token: Token) -> User:
+    """The authenticated, active user (401 otherwise)."""
+    return await _user(request, token)
+
+
+async def optional_user(request: Request, token: Token) -> User | None:
+    """The user when a bearer token is sent, None when none is; an invalid token is 401."""
+    return await _user(request, token) if token else None
+
+
+async def current_superuser(user: Annotated[User, Depends(current_user)]) -> User:
+    """The authenticated user when a superuser (403 otherwise)."""
+    if not user.is_superuser:
+        raise PermissionDeniedError(
+            "Superuser privileges are required.", code=ErrorCode.SUPERUSER_REQUIRED
+        )
+    return user
+
+
+def require_org_role(role: OrgRole | str) -> Callable[..., Awaitable[Membership]]:
+    """Dependency for routes with ``{org_id}``: the caller's membership with at least
+    ``role`` (superusers pass as owners; non-members 404; too low 403)."""
+    required = OrgRole(role)
+
+    async def require_role(
+        org_id: uuid.UUID, request: Request, user: Annotated[User, Depends(current_user)]
+    ) -> Membership:
+        auth = get_orgauth(request)
+        async with auth.sessionmaker() as db:
+            membership = await org_service.membership_for(db, org_id=org_id, user=user)
+        if membership is None:
+            raise org_service.org_not_found()
+        if not role_at_least(OrgRole(membership.role), required):
+            raise org_service.insufficient_role()
+        return membership
+
+    require_role.__name__ = f"require_org_role_{required.value}"
+    return require_role
