@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
+from orgauth.errors import OrgAuthError
 from orgauth.hooks import Hooks
 from orgauth.models import Membership, OrgRole, User
 from orgauth.security.devices import parse_user_agent
@@ -32,6 +34,26 @@ if TYPE_CHECKING:
     from orgauth.api.deps import Dependencies
 
 logger = logging.getLogger("orgauth")
+
+
+async def _errors_without_install(request: Request) -> AsyncIterator[None]:
+    """Router dependency: on an app where ``install()`` registered no error handlers,
+    re-raise orgauth errors as HTTPException with the same body and headers, and
+    validation errors without the submitted values (they may be passwords)."""
+    if getattr(request.app.state, "orgauth_error_handlers", False):
+        yield
+        return
+    try:
+        yield
+    except OrgAuthError as exc:
+        detail = exc.body()["detail"]
+        raise HTTPException(exc.status_code, detail=detail, headers=exc.headers or None) from None
+    except RequestValidationError as exc:
+        errors = [
+            {"type": error.get("type"), "loc": list(error.get("loc", ())), "msg": error.get("msg")}
+            for error in exc.errors()
+        ]
+        raise HTTPException(422, detail=errors) from None
 
 
 class OrgAuth:
@@ -196,7 +218,11 @@ class OrgAuth:
         from orgauth.api.routes.sessions import build_sessions_router
         from orgauth.api.routes.users import build_users_router
 
-        router = APIRouter(prefix=self.settings.api_prefix)
+        # When the host mounts this router without install(), the guard answers orgauth's
+        # errors in orgauth's format instead of letting them become bare 500s.
+        router = APIRouter(
+            prefix=self.settings.api_prefix, dependencies=[Depends(_errors_without_install)]
+        )
         router.include_router(build_auth_router(self))
         router.include_router(build_users_router(self))
         router.include_router(build_sessions_router(self))

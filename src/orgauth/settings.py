@@ -36,7 +36,10 @@ EmailBackend = Literal["console", "smtp", "file"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["text", "json"]
 
-PositiveFloat = Annotated[float, Field(gt=0)]
+MAX_LIFETIME_DAYS = 3650
+MAX_LIFETIME_MINUTES = MAX_LIFETIME_DAYS * 24 * 60
+LifetimeDays = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS)]
+LifetimeMinutes = Annotated[float, Field(gt=0, le=MAX_LIFETIME_MINUTES)]
 
 
 class SettingsError(ValueError):
@@ -100,9 +103,9 @@ class OrgAuthSettings(BaseSettings):
 
     secret_key: SecretStr | None = None
 
-    access_token_expire_minutes: PositiveFloat = 15
-    refresh_token_expire_days: PositiveFloat = 7
-    session_max_lifetime_days: PositiveFloat = 30
+    access_token_expire_minutes: LifetimeMinutes = 15
+    refresh_token_expire_days: LifetimeDays = 7
+    session_max_lifetime_days: LifetimeDays = 30
     refresh_reuse_grace_seconds: float = Field(default=0, ge=0, le=300)
     jwt_issuer: str = Field(default="orgauth", min_length=1, max_length=255)
     jwt_audience: str = Field(default="orgauth", min_length=1, max_length=255)
@@ -138,7 +141,7 @@ class OrgAuthSettings(BaseSettings):
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
     email_from: str = "orgauth <no-reply@localhost>"
     frontend_url: str = "http://localhost:3000"
-    password_reset_expire_minutes: PositiveFloat = 60
+    password_reset_expire_minutes: LifetimeMinutes = 60
 
     log_level: LogLevel = "INFO"
     log_format: LogFormat | None = None

@@ -68,17 +68,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 _HTTP_CODES = {
+    400: (ErrorCode.BAD_REQUEST, "The request could not be read."),
     404: (ErrorCode.NOT_FOUND, "Not found."),
     405: (ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed."),
 }
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's 404/405 (unknown route, wrong method) in orgauth's error body."""
+    """Starlette's own errors (unknown route, wrong method, unreadable body) in orgauth's
+    error body."""
     assert isinstance(exc, StarletteHTTPException)
-    code, message = _HTTP_CODES.get(exc.status_code, (ErrorCode.NOT_FOUND, "Request failed."))
-    if exc.status_code not in _HTTP_CODES:
-        message = str(exc.detail)
+    code, message = _HTTP_CODES.get(exc.status_code, (ErrorCode.BAD_REQUEST, "Request failed."))
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 

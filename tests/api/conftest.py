@@ -1,0 +1,340 @@
+"""Factories for the HTTP tests: users, logged-in clients, apps with custom settings, emails.
+
+Everything goes through the real app and the real test database (no mocks): a helper that
+"creates a user" registers one over HTTP, a helper that "logs in" calls ``/auth/login``.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Executable
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
+from orgauth.app import create_app
+from orgauth.models import User
+from orgauth.security.passwords import hash_password_sync
+
+API = "/api/v1"
+#: The socket peer of every test client (see tests/conftest.py).
+PEER_IP = "203.0.113.10"
+#: Strong for the policy (zxcvbn >= 3), unrelated to any test user's email or names.
+PASSWORD = "Quartz-lantern-Orbit-71"
+OTHER_PASSWORD = "Velvet-canyon-Mosaic-38"
+CHROME_WINDOWS_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+IPHONE_SAFARI_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+USER_KEYS = {
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_superuser",
+    "created_at",
+    "updated_at",
+}
+TOKEN_KEYS = {"access_token", "refresh_token", "token_type", "expires_in", "user"}
+SESSION_KEYS = {
+    "id",
+    "device_name",
+    "device_type",
+    "browser",
+    "os",
+    "ip_address",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "is_current",
+}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def unverified_claims(access_token: str) -> dict[str, Any]:
+    """The payload of an access token, read without checking the signature."""
+    claims: dict[str, Any] = jwt.decode(access_token, options={"verify_signature": False})
+    return claims
+
+
+def error_code(response: httpx.Response) -> str:
+    """The orgauth error code of a response (asserting the SPEC error shape on the way)."""
+    body = response.json()
+    assert set(body) == {"detail"}, body
+    assert set(body["detail"]) == {"code", "message"}, body
+    code: str = body["detail"]["code"]
+    return code
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert error_code(response) == code
+    if status == 401:
+        assert response.headers.get("www-authenticate") == "Bearer"
+
+
+@dataclass
+class LoggedIn:
+    """A registered user signed in once: the tokens of that one session."""
+
+    user: dict[str, Any]
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.access_token)
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.user["id"])
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        return uuid.UUID(unverified_claims(self.access_token)["sid"])
+
+
+async def register(
+    client: httpx.AsyncClient,
+    email_address: str | None = None,
+    password: str = PASSWORD,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Register over HTTP; returns the User body (asserts 201)."""
+    body = {"email": email_address or unique_email(), "password": password, **fields}
+    response = await client.post(f"{API}/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    user: dict[str, Any] = response.json()
+    return user
+
+
+async def login(
+    client: httpx.AsyncClient,
+    email_address: str,
+    password: str = PASSWORD,
+    *,
+    user_agent: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST /auth/login and return the raw response."""
+    sent = dict(headers or {})
+    if user_agent is not None:
+        sent["User-Agent"] = user_agent
+    return await client.post(
+        f"{API}/auth/login", json={"email": email_address, "password": password}, headers=sent
+    )
+
+
+def logged_in_from(response: httpx.Response, email_address: str, password: str) -> LoggedIn:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return LoggedIn(
+        user=body["user"],
+        email=email_address,
+        password=password,
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+    )
+
+
+async def sign_in(
+    client: httpx.AsyncClient,
+    email_address: str,
+    password: str = PASSWORD,
+    *,
+    user_agent: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> LoggedIn:
+    """Log in (asserting 200) and return the session's tokens."""
+    response = await login(client, email_address, password, user_agent=user_agent, headers=headers)
+    return logged_in_from(response, email_address, password)
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await client.post(f"{API}/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def me(client: httpx.AsyncClient, access_token: str) -> httpx.Response:
+    return await client.get(f"{API}/users/me", headers=bearer(access_token))
+
+
+async def assert_session_dead(client: httpx.AsyncClient, session: LoggedIn) -> None:
+    """Neither the access token nor the refresh token of ``session`` works any more."""
+    assert_error(await me(client, session.access_token), 401, "INVALID_TOKEN")
+    assert_error(await refresh(client, session.refresh_token), 401, "INVALID_REFRESH_TOKEN")
+
+
+async def assert_session_alive(client: httpx.AsyncClient, session: LoggedIn) -> LoggedIn:
+    """Both tokens still work; returns the session with its rotated refresh token."""
+    response = await me(client, session.access_token)
+    assert response.status_code == 200, response.text
+    rotated = await refresh(client, session.refresh_token)
+    assert rotated.status_code == 200, rotated.text
+    return logged_in_from(rotated, session.email, session.password)
+
+
+class UserFactory(Protocol):
+    async def __call__(
+        self,
+        *,
+        email_address: str | None = None,
+        password: str = PASSWORD,
+        user_agent: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+    ) -> LoggedIn: ...
+
+
+@pytest.fixture
+def make_user(client: httpx.AsyncClient) -> UserFactory:
+    """Register a fresh user on the default app and log them in once."""
+
+    async def factory(
+        *,
+        email_address: str | None = None,
+        password: str = PASSWORD,
+        user_agent: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+    ) -> LoggedIn:
+        address = email_address or unique_email()
+        names = {k: v for k, v in (("first_name", first_name), ("last_name", last_name)) if v}
+        await register(client, address, password, **names)
+        return await sign_in(client, address, password, user_agent=user_agent)
+
+    return factory
+
+
+@dataclass
+class CustomApp:
+    app: FastAPI
+    client: httpx.AsyncClient
+    email_dir: Path
+
+
+ClientFactory = Callable[..., Awaitable[CustomApp]]
+
+
+@pytest.fixture
+async def make_app(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> AsyncIterator[ClientFactory]:
+    """Build an app with settings overrides (lifespan running) and a client for it.
+
+    ``await make_app(refresh_reuse_grace_seconds=30)`` -> CustomApp. Every app shares the
+    test database; each gets its own email directory.
+    """
+    async with AsyncExitStack() as stack:
+
+        async def factory(peer: str = PEER_IP, **overrides: Any) -> CustomApp:
+            email_dir = tmp_path / f"emails-{uuid.uuid4().hex[:8]}"
+            overrides.setdefault("email_file_dir", str(email_dir))
+            settings = make_settings(database_url, tmp_path, **overrides)
+            application = create_app(settings)
+            await stack.enter_async_context(application.router.lifespan_context(application))
+            transport = httpx.ASGITransport(app=application, client=(peer, 50000))
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://testserver")
+            )
+            return CustomApp(application, http, Path(overrides["email_file_dir"]))
+
+        yield factory
+
+
+@pytest.fixture
+def email_dir(tmp_path: Path) -> Path:
+    """Where the default app's file backend writes (see make_settings)."""
+    return tmp_path / "emails"
+
+
+def read_emails(directory: Path) -> list[EmailMessage]:
+    """Every message the file backend wrote, oldest first."""
+    if not directory.exists():
+        return []
+    messages: list[EmailMessage] = []
+    for path in sorted(directory.glob("*.eml")):
+        parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        messages.append(parsed)
+    return messages
+
+
+def plain_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    text: str = part.get_content()  # type: ignore[attr-defined]
+    return text
+
+
+def reset_links(message: EmailMessage) -> list[str]:
+    return [word for word in plain_text(message).split() if "reset-password?token=" in word]
+
+
+def token_from_link(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]
+
+
+def latest_reset_token(directory: Path) -> str:
+    messages = read_emails(directory)
+    assert messages, f"no email in {directory}"
+    links = reset_links(messages[-1])
+    assert len(links) == 1, links
+    return token_from_link(links[0])
+
+
+async def fetch(engine: AsyncEngine, statement: Executable) -> Sequence[Row[Any]]:
+    async with engine.connect() as connection:
+        return (await connection.execute(statement)).all()
+
+
+async def execute(engine: AsyncEngine, statement: Executable) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(statement)
+
+
+async def insert_user(
+    engine: AsyncEngine,
+    email_address: str,
+    password: str = PASSWORD,
+    *,
+    rounds: int = 4,
+    is_active: bool = True,
+) -> uuid.UUID:
+    """Insert a user straight into the database, hashed at ``rounds`` (bypasses the API)."""
+    user = User(
+        email=email_address,
+        hashed_password=hash_password_sync(password, rounds),
+        is_active=is_active,
+    )
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        session.add(user)
+        await session.commit()
+    return user.id
