@@ -1,0 +1,282 @@
+"""The standalone app: /health, the docs switch and the first superuser (SPEC §2, §3.1)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import orgauth
+from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
+from orgauth.app import create_app
+from orgauth.db import create_sessionmaker
+from orgauth.models import User
+from orgauth.security.passwords import verify_password_sync
+from orgauth.settings import OrgAuthSettings
+
+PRODUCTION_SECRET = "k7Qp2Vx9Lm4Rt8Wz1Hb6Nd3Fs5Gj0Ay-Uc_EiTo"
+UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/x"
+STRONG_PASSWORD = "Tangerine-Orbit-Quartz-42"
+
+
+@asynccontextmanager
+async def running(settings: OrgAuthSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The standalone app with its lifespan running, and a client for it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+async def _users(engine: AsyncEngine) -> list[User]:
+    async with create_sessionmaker(engine)() as session:
+        return list((await session.execute(select(User))).scalars().all())
+
+
+# --- /health ------------------------------------------------------------------------------
+
+
+async def test_health_reports_healthy_with_version_environment_and_database_probe(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "version", "environment", "timestamp", "checks"}
+    assert body["status"] == "healthy"
+    assert body["version"] == orgauth.__version__
+    assert body["environment"] == "development"
+    database = body["checks"]["database"]
+    assert database["status"] == "ok"
+    assert isinstance(database["latency_ms"], int | float)
+    assert not isinstance(database["latency_ms"], bool)
+    assert database["latency_ms"] >= 0
+
+
+async def test_health_timestamp_is_iso_8601_with_utc_offset(client: httpx.AsyncClient) -> None:
+    raw = (await client.get("/health")).json()["timestamp"]
+
+    assert raw.endswith(("Z", "+00:00"))
+    stamp = datetime.fromisoformat(raw)
+    assert stamp.utcoffset() == timedelta(0)
+
+
+async def test_health_needs_no_authentication_and_is_outside_the_api_prefix(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/api/v1/health")).status_code == 404
+
+
+async def test_health_is_503_unhealthy_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    async with running(make_settings(UNREACHABLE_DATABASE, tmp_path)) as client:
+        response = await client.get("/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["version"] == orgauth.__version__
+    assert body["checks"]["database"]["status"] != "ok"
+    assert "127.0.0.1" not in response.text  # no connection details leak
+    assert "Traceback" not in response.text
+
+
+async def test_health_reports_production_environment(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        environment="production",
+        secret_key=PRODUCTION_SECRET,
+        bcrypt_rounds=12,
+    )
+
+    async with running(settings) as client:
+        body = (await client.get("/health")).json()
+
+    assert body["environment"] == "production"
+    assert body["status"] == "healthy"
+
+
+# --- docs --------------------------------------------------------------------------------
+
+
+DOCS_PATHS = ("/docs", "/redoc", "/api/v1/openapi.json")
+
+
+async def test_docs_are_served_in_development_by_default(client: httpx.AsyncClient) -> None:
+    for path in DOCS_PATHS:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+
+    schema = (await client.get("/api/v1/openapi.json")).json()
+    assert schema["info"]["version"] == orgauth.__version__
+    assert "/health" in schema["paths"]
+
+
+async def test_docs_are_404_when_disabled(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    async with running(make_settings(database_url, tmp_path, docs_enabled=False)) as client:
+        for path in (*DOCS_PATHS, "/openapi.json", "/docs/oauth2-redirect"):
+            assert (await client.get(path)).status_code == 404, path
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_docs_are_404_in_production_by_default(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        environment="production",
+        secret_key=PRODUCTION_SECRET,
+        bcrypt_rounds=12,
+    )
+
+    async with running(settings) as client:
+        for path in DOCS_PATHS:
+            assert (await client.get(path)).status_code == 404, path
+
+
+async def test_docs_can_be_enabled_in_production(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        environment="production",
+        secret_key=PRODUCTION_SECRET,
+        bcrypt_rounds=12,
+        docs_enabled=True,
+    )
+
+    async with running(settings) as client:
+        for path in DOCS_PATHS:
+            assert (await client.get(path)).status_code == 200, path
+
+
+async def test_openapi_schema_follows_the_api_prefix(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    async with running(make_settings(database_url, tmp_path, api_prefix="/auth-api")) as client:
+        assert (await client.get("/auth-api/openapi.json")).status_code == 200
+        assert (await client.get("/api/v1/openapi.json")).status_code == 404
+
+
+# --- first superuser -----------------------------------------------------------------------
+
+
+async def test_first_superuser_is_created_at_startup(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        first_superuser_email="Root@Example.org",
+        first_superuser_password=STRONG_PASSWORD,
+    )
+
+    async with running(settings):
+        pass
+
+    [user] = await _users(db)
+    assert user.email == "root@example.org"
+    assert user.is_superuser
+    assert user.is_active
+    assert user.hashed_password != STRONG_PASSWORD
+    assert STRONG_PASSWORD not in user.hashed_password
+    assert verify_password_sync(STRONG_PASSWORD, user.hashed_password)
+
+
+async def test_first_superuser_creation_is_idempotent_and_keeps_the_password(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    first = make_settings(
+        database_url,
+        tmp_path,
+        first_superuser_email="root@example.org",
+        first_superuser_password=STRONG_PASSWORD,
+    )
+    second = make_settings(
+        database_url,
+        tmp_path,
+        first_superuser_email="root@example.org",
+        first_superuser_password="Another-Orbit-Quartz-77",
+    )
+    async with running(first):
+        pass
+    [created] = await _users(db)
+
+    async with running(second):
+        pass
+
+    [after] = await _users(db)
+    assert after.id == created.id
+    assert after.hashed_password == created.hashed_password
+    assert verify_password_sync(STRONG_PASSWORD, after.hashed_password)
+
+
+async def test_first_superuser_promotes_an_existing_account(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    async with create_sessionmaker(db)() as session:
+        session.add(User(email="root@example.org", hashed_password="bcrypt-sha256$kept"))
+        await session.commit()
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        first_superuser_email="root@example.org",
+        first_superuser_password=STRONG_PASSWORD,
+    )
+
+    async with running(settings):
+        pass
+
+    [user] = await _users(db)
+    assert user.is_superuser
+    assert user.hashed_password == "bcrypt-sha256$kept"
+
+
+async def test_no_account_is_created_without_first_superusermake_settings(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    async with running(make_settings(database_url, tmp_path)) as client:
+        assert (await client.get("/health")).status_code == 200
+
+    async with create_sessionmaker(db)() as session:
+        count = (await session.execute(select(func.count()).select_from(User))).scalar_one()
+    assert count == 0
+
+
+@pytest.mark.parametrize("weak", ["short", "password1234", "root@example.org1"])
+async def test_weak_first_superuser_password_refuses_startup(
+    db: AsyncEngine, database_url: str, tmp_path: Path, weak: str
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        first_superuser_email="root@example.org",
+        first_superuser_password=weak,
+    )
+    app: FastAPI = create_app(settings)
+
+    with pytest.raises(RuntimeError) as caught:
+        async with app.router.lifespan_context(app):
+            pass
+
+    message = str(caught.value)
+    assert message.startswith("FIRST_SUPERUSER_PASSWORD is refused:")
+    assert "\n" not in message
+    assert weak not in message
+    assert await _users(db) == []

@@ -1,0 +1,117 @@
+"""Engines: SQLite pragmas, PostgreSQL pool settings and the ping probe (SPEC §2, §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from orgauth.db import SQLITE_BUSY_TIMEOUT_MS, create_engine, create_sessionmaker, ping
+from orgauth.settings import OrgAuthSettings
+
+
+def _settings(**values: Any) -> OrgAuthSettings:
+    return OrgAuthSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def _pragma(engine: AsyncEngine, name: str) -> Any:
+    async with engine.connect() as connection:
+        return (await connection.execute(text(f"PRAGMA {name}"))).scalar_one()
+
+
+async def test_sqlite_connections_enforce_foreign_keys_wal_and_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(_settings(database_url=f"sqlite:///{tmp_path / 'pragmas.db'}"))
+    try:
+        assert await _pragma(engine, "foreign_keys") == 1
+        assert str(await _pragma(engine, "journal_mode")).lower() == "wal"
+        assert await _pragma(engine, "busy_timeout") == SQLITE_BUSY_TIMEOUT_MS
+        assert SQLITE_BUSY_TIMEOUT_MS >= 1000
+    finally:
+        await engine.dispose()
+
+
+async def test_every_new_sqlite_connection_gets_the_pragmas(tmp_path: Path) -> None:
+    engine = create_engine(_settings(database_url=f"sqlite:///{tmp_path / 'pool.db'}"))
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                pragma = await connection.execute(text("PRAGMA foreign_keys"))
+                assert pragma.scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_in_memory_sqlite_keeps_one_shared_database() -> None:
+    engine = create_engine(_settings(database_url="sqlite:///:memory:"))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE kept (id INTEGER PRIMARY KEY)"))
+        async with engine.connect() as connection:
+            result = await connection.execute(text("SELECT count(*) FROM kept"))
+            assert result.scalar_one() == 0
+        assert await _pragma(engine, "foreign_keys") == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_postgresql_pool_uses_default_settings() -> None:
+    engine = create_engine(_settings(database_url="postgresql://app@db.invalid/app"))
+    try:
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        assert engine.dialect.driver == "asyncpg"
+        assert pool.size() == 20
+        assert pool._max_overflow == 50
+        assert pool.timeout() == 30
+        assert pool._recycle == 3600
+    finally:
+        await engine.dispose()
+
+
+async def test_postgresql_pool_follows_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.invalid/app")
+    monkeypatch.setenv("DB_POOL_SIZE", "7")
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "3")
+    monkeypatch.setenv("DB_POOL_TIMEOUT", "4.5")
+    monkeypatch.setenv("DB_POOL_RECYCLE", "120")
+    engine = create_engine(OrgAuthSettings())
+    try:
+        pool = engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.size() == 7
+        assert pool._max_overflow == 3
+        assert pool.timeout() == 4.5
+        assert pool._recycle == 120
+    finally:
+        await engine.dispose()
+
+
+async def test_ping_reports_latency_on_the_test_database(db: AsyncEngine) -> None:
+    latency = await ping(db)
+
+    assert isinstance(latency, float)
+    assert 0 <= latency < 5000
+
+
+async def test_ping_fails_when_the_database_is_unreachable() -> None:
+    engine = create_engine(_settings(database_url="postgresql://postgres@127.0.0.1:1/x"))
+    try:
+        with pytest.raises((OSError, ConnectionError)):
+            await ping(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_sessionmaker_keeps_objects_usable_after_commit(db: AsyncEngine) -> None:
+    sessionmaker = create_sessionmaker(db)
+
+    assert sessionmaker.kw["expire_on_commit"] is False
+    assert sessionmaker.kw["autoflush"] is False
+    async with sessionmaker() as session:
+        assert (await session.execute(text("SELECT 1"))).scalar_one() == 1

@@ -1,9 +1,0 @@
-from __future__ import annotations
-
-import httpx
-
-
-async def test_health_reports_database_ok(client: httpx.AsyncClient) -> None:
-    response = await client.get("/health")
-    assert response.status_code == 200
-    assert response.json()["checks"]["database"]["status"] == "ok"
