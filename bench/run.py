@@ -1,0 +1,410 @@
+"""One-command HTTP benchmark of orgauth: ``python bench/run.py``.
+
+One uvicorn worker pinned to core 0, the load generator (wrk) pinned to core 1, and in the
+same run the ceilings: a bare FastAPI health route and a bare app that only verifies a JWT.
+Prints a Markdown table (requests/s, p50/p99, peak RSS) per database and writes it to
+``bench/results-<database>.md``. Needs ``wrk`` (Debian package) and, for PostgreSQL, a
+server reachable at ``--postgres-url``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PASSWORD = "bench-correct-horse-battery-staple"
+EMAIL = "bench@example.com"
+# Refresh tokens work once; the Lua script recycles each response's new token, and a
+# spare token per connection keeps the queue from running dry.
+REFRESH_CONNECTIONS = 8
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+    note: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not become ready")
+
+
+def post_json(url: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    percentiles = {}
+    for pct, value, unit in re.findall(
+        r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", output, re.M
+    ):
+        percentiles[pct] = float(value) * _UNITS[unit]
+    errors = 0
+    for match in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", output):
+        errors += int(match)
+    return rps, percentiles.get("50", 0.0), percentiles.get("99", 0.0), errors
+
+
+def wrk(
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    script: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[float, float, float, int]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    proc = subprocess.run(
+        pinned(1, [*command, url]),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    return parse_wrk(proc.stdout)
+
+
+def lua_scripts(directory: Path, access_token: str, refresh_tokens: list[str]) -> dict[str, Path]:
+    scripts = {
+        "me": f"""
+            wrk.headers["Authorization"] = "Bearer {access_token}"
+        """,
+        "login": f"""
+            wrk.method = "POST"
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.body = '{{"email": "{EMAIL}", "password": "{PASSWORD}"}}'
+        """,
+        # Each refresh token works once: keep a queue, feed each response's new token back.
+        "refresh": """
+            local queue = {TOKENS}
+            wrk.method = "POST"
+            wrk.headers["Content-Type"] = "application/json"
+            request = function()
+              local token = table.remove(queue, 1)
+              if token == nil then token = "exhausted" end
+              return wrk.format(nil, nil, nil, '{"refresh_token": "' .. token .. '"}')
+            end
+            response = function(status, headers, body)
+              local token = string.match(body, '"refresh_token":"([^"]+)"')
+              if token ~= nil then table.insert(queue, token) end
+            end
+        """.replace("TOKENS", ", ".join(f'"{t}"' for t in refresh_tokens)),
+    }
+    paths = {}
+    for name, body in scripts.items():
+        path = directory / f"{name}.lua"
+        path.write_text(textwrap.dedent(body))
+        paths[name] = path
+    return paths
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def raw_bcrypt_rate(rounds: int, seconds: float = 6.0) -> float:
+    """Verifications per second of orgauth's hash on one core (core 0), in a subprocess."""
+    code = textwrap.dedent(
+        f"""
+        import time
+        from orgauth.security.passwords import hash_password_sync, verify_password_sync
+        stored = hash_password_sync("{PASSWORD}", {rounds})
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < {seconds}:
+            verify_password_sync("{PASSWORD}", stored)
+            count += 1
+        print(count / (time.perf_counter() - start))
+        """
+    )
+    out = subprocess.run(
+        pinned(0, [sys.executable, "-c", code]), capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip())
+
+
+class Server:
+    def __init__(self, app: str, env: dict[str, str], *, factory: bool) -> None:
+        self.port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--no-server-header",
+        ]
+        if factory:
+            command.append("--factory")
+        self.proc = subprocess.Popen(pinned(0, command), env={**os.environ, **env}, cwd=HERE)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> float:
+        rss = peak_rss_mib(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        return rss
+
+
+async def _migrate(url: str) -> None:
+    from orgauth import migrate
+    from orgauth.db import create_engine
+    from orgauth.settings import OrgAuthSettings
+
+    engine = create_engine(OrgAuthSettings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    await migrate.upgrade(engine)
+    await engine.dispose()
+
+
+def prepare_database(kind: str, postgres_url: str, workdir: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        asyncio.run(_migrate(url))
+        return url, None
+    name = f"orgauth_bench_{secrets.token_hex(4)}"
+    subprocess.run(["psql", postgres_url, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(_migrate(url))
+    return url, name
+
+
+def run_database(kind: str, args: argparse.Namespace) -> tuple[list[Result], float]:
+    workdir = Path(tempfile.mkdtemp(prefix="orgauth-bench-"))
+    url, pg_name = prepare_database(kind, args.postgres_url, workdir)
+    key = secrets.token_urlsafe(48)
+    env = {
+        "DATABASE_URL": url,
+        "SECRET_KEY": key,
+        "BCRYPT_ROUNDS": str(args.rounds),
+        "RATE_LIMIT_ENABLED": "false",
+        "EMAIL_BACKEND": "file",
+        "EMAIL_FILE_DIR": str(workdir / "mail"),
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_SIZE": "20",
+    }
+    results: list[Result] = []
+    d, c = args.duration, args.connections
+    server = Server("orgauth.app:create_app_from_environment", env, factory=True)
+    try:
+        wait_ready(server.base + "/health")
+        post_json(server.base + "/api/v1/auth/register", {"email": EMAIL, "password": PASSWORD})
+        logins = [
+            post_json(server.base + "/api/v1/auth/login", {"email": EMAIL, "password": PASSWORD})
+            for _ in range(REFRESH_CONNECTIONS * 2)
+        ]
+        access = str(logins[0]["access_token"])
+        scripts = lua_scripts(workdir, access, [str(x["refresh_token"]) for x in logins])
+
+        rps, p50, p99, err = wrk(server.base + "/health", duration=d, connections=c)
+        results.append(Result("GET /health", rps, p50, p99, err))
+        rps, p50, p99, err = wrk(
+            server.base + "/api/v1/users/me", duration=d, connections=c, script=scripts["me"]
+        )
+        results.append(Result("GET /users/me", rps, p50, p99, err))
+        rps, p50, p99, err = wrk(
+            server.base + "/api/v1/auth/refresh",
+            duration=d,
+            connections=REFRESH_CONNECTIONS,
+            script=scripts["refresh"],
+        )
+        results.append(Result("POST /auth/refresh", rps, p50, p99, err))
+        rps, p50, p99, err = wrk(
+            server.base + "/api/v1/auth/login", duration=d, connections=8, script=scripts["login"]
+        )
+        results.append(Result("POST /auth/login (8 concurrent)", rps, p50, p99, err))
+
+        # /health latency while a login storm runs.
+        storm = subprocess.Popen(
+            pinned(
+                1,
+                [
+                    "wrk",
+                    "-t1",
+                    "-c8",
+                    f"-d{d + 2}s",
+                    "-s",
+                    str(scripts["login"]),
+                    server.base + "/api/v1/auth/login",
+                ],
+            ),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)
+        rps, p50, p99, err = wrk(server.base + "/health", duration=d, connections=1)
+        storm_out, _ = storm.communicate()
+        storm_rps, _, _, _ = parse_wrk(storm_out)
+        results.append(
+            Result(
+                "GET /health during login storm",
+                rps,
+                p50,
+                p99,
+                err,
+                note=f"logins/s meanwhile: {storm_rps:.1f}",
+            )
+        )
+    finally:
+        rss = server.stop()
+        if pg_name:
+            subprocess.run(
+                [
+                    "psql",
+                    args.postgres_url,
+                    "-qc",
+                    f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)',
+                ],
+                check=False,
+            )
+    return results, rss
+
+
+def run_ceilings(args: argparse.Namespace) -> list[Result]:
+    import jwt
+
+    key = secrets.token_urlsafe(48)
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "iss": "orgauth",
+            "aud": "orgauth",
+            "sub": "00000000-0000-4000-8000-000000000001",
+            "sid": "00000000-0000-4000-8000-000000000002",
+            "jti": "x",
+            "iat": now,
+            "exp": now + 3600,
+        },
+        key,
+        algorithm="HS256",
+        headers={"typ": "at+jwt"},
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="orgauth-bench-"))
+    script = workdir / "bare_me.lua"
+    script.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
+    server = Server("bare_app:app", {"SECRET_KEY": key}, factory=False)
+    try:
+        wait_ready(server.base + "/health")
+        d, c = args.duration, args.connections
+        results = []
+        rps, p50, p99, err = wrk(server.base + "/health", duration=d, connections=c)
+        results.append(Result("bare FastAPI /health (ceiling)", rps, p50, p99, err))
+        rps, p50, p99, err = wrk(server.base + "/me", duration=d, connections=c, script=script)
+        results.append(Result("bare JWT-decode /me (ceiling)", rps, p50, p99, err))
+        return results
+    finally:
+        server.stop()
+
+
+def render(
+    kind: str,
+    results: list[Result],
+    ceilings: list[Result],
+    bcrypt_rate: float,
+    rss: float,
+    rounds: int,
+) -> str:
+    by_name = {r.name: r for r in results + ceilings}
+    lines = [
+        f"### {kind}",
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | non-2xx | ratio | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    ratios = {
+        "GET /users/me": by_name["bare JWT-decode /me (ceiling)"].rps,
+        "GET /health": by_name["bare FastAPI /health (ceiling)"].rps,
+        "POST /auth/login (8 concurrent)": bcrypt_rate,
+    }
+    for r in ceilings + results:
+        base = ratios.get(r.name)
+        ratio = f"{r.rps / base:.2f}x" if base else ""
+        cells = [r.name, f"{r.rps:.1f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", str(r.errors)]
+        lines.append("| " + " | ".join([*cells, ratio, r.note]) + " |")
+    lines += [
+        "",
+        f"Raw bcrypt verifications/s on one core at cost {rounds}: {bcrypt_rate:.2f}. "
+        f"Peak RSS of the orgauth worker after the run: {rss:.1f} MiB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=12, help="BCRYPT_ROUNDS for the run")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is required: apt-get install wrk")
+    ceilings = run_ceilings(args)
+    bcrypt_rate = raw_bcrypt_rate(args.rounds)
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    for kind in kinds:
+        results, rss = run_database(kind, args)
+        table = render(kind, results, ceilings, bcrypt_rate, rss, args.rounds)
+        (HERE / f"results-{kind}.md").write_text(table)
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
