@@ -205,6 +205,35 @@ async def _ownership_blockers(
     return blocked, orphaned
 
 
+async def _lock_owned_organizations(db: AsyncSession, user_ids: list[uuid.UUID]) -> None:
+    """Lock every organization the users own, as the transaction's first statement.
+
+    Membership changes lock their organization row first (see
+    :mod:`orgauth.services.organizations`); deleting users takes the same locks before
+    checking the last-owner rule, so an owner leaving at the same moment cannot leave an
+    organization with members but no owner.
+    """
+    owned = select(col(Membership.organization_id)).where(
+        col(Membership.user_id).in_(user_ids), col(Membership.role) == OrgRole.OWNER
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        # Row locks in id order, so two bulk deletes can never deadlock each other.
+        await db.execute(
+            select(col(Organization.id))
+            .where(col(Organization.id).in_(owned))
+            .order_by(col(Organization.id))
+            .with_for_update()
+        )
+        return
+    # SQLite: any write takes the database lock, which serialises the whole check.
+    await db.execute(
+        update(Organization)
+        .where(col(Organization.id).in_(owned))
+        .values(updated_at=col(Organization.updated_at))
+        .execution_options(synchronize_session=False)
+    )
+
+
 def aliased_membership() -> Any:
     from sqlalchemy.orm import aliased
 
@@ -216,6 +245,7 @@ async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UU
     are deleted too, and a last owner of an organization with other members is refused."""
     if user_id == actor_id:
         raise _self_action()
+    await _lock_owned_organizations(db, [user_id])
     await get_user(db, user_id)
     blocked, orphaned = await _ownership_blockers(db, [user_id])
     if blocked:
@@ -247,6 +277,8 @@ async def bulk_action(
 ) -> BulkResult:
     """Apply one action to up to 100 users in a constant number of queries."""
     requested = list(dict.fromkeys(user_ids))
+    if action == "delete":
+        await _lock_owned_organizations(db, [uid for uid in requested if uid != actor_id])
     existing = set(
         (await db.execute(select(col(User.id)).where(col(User.id).in_(requested)))).scalars()
     )
