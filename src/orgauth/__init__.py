@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         User,
         UserSession,
     )
+    from orgauth.services.auth import ResetDelivery
     from orgauth.settings import OrgAuthSettings, SettingsError
 
 _EXPORTS = {
@@ -51,6 +52,7 @@ _EXPORTS = {
     "RefreshToken": "orgauth.models",
     "User": "orgauth.models",
     "UserSession": "orgauth.models",
+    "ResetDelivery": "orgauth.services.auth",
     "OrgAuthSettings": "orgauth.settings",
     "SettingsError": "orgauth.settings",
 }
@@ -66,6 +68,7 @@ __all__ = [
     "Organization",
     "PasswordResetToken",
     "RefreshToken",
+    "ResetDelivery",
     "SettingsError",
     "User",
     "UserSession",

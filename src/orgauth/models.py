@@ -100,7 +100,11 @@ class User(SQLModel, table=True):
     """An account. ``email`` is stored normalised (lower case): unique regardless of case."""
 
     __tablename__: ClassVar[str] = "users"
-    __table_args__ = (Index("ix_users_email", "email", unique=True),)
+    __table_args__ = (
+        Index("ix_users_email", "email", unique=True),
+        # Admin user list, newest first (the default sort) without sorting the table.
+        Index("ix_users_created_at_id", "created_at", "id"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email: str = Field(sa_column=Column(String(EMAIL_MAX_LENGTH), nullable=False))
@@ -126,6 +130,8 @@ class UserSession(SQLModel, table=True):
     __table_args__ = (
         Index("ix_user_sessions_user_id_last_used_at", "user_id", "last_used_at"),
         Index("ix_user_sessions_expires_at", "expires_at"),
+        # Admin session list, most recently used first.
+        Index("ix_user_sessions_last_used_at_id", "last_used_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -191,6 +197,13 @@ class Membership(SQLModel, table=True):
         ),
         Index("ix_organization_members_user_id", "user_id"),
         Index("ix_organization_members_organization_id_role", "organization_id", "role"),
+        # Member pages in join order: read in index order and stop after one page.
+        Index(
+            "ix_organization_members_organization_id_joined_at",
+            "organization_id",
+            "joined_at",
+            "user_id",
+        ),
     )
 
     organization_id: uuid.UUID = Field(
