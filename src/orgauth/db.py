@@ -17,6 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from orgauth.settings import OrgAuthSettings
 
+_PING = text("SELECT 1")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_COMMAND_TIMEOUT_S = 30
@@ -77,5 +78,7 @@ async def ping(engine: AsyncEngine) -> float:
     """Run a trivial query; return its round-trip latency in milliseconds."""
     started = time.perf_counter()
     async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+        # Autocommit: one round trip, no BEGIN/ROLLBACK around the probe.
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(_PING)
     return (time.perf_counter() - started) * 1000

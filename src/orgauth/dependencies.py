@@ -40,8 +40,7 @@ async def _user(request: Request, token: str | None) -> User:
     if not token:
         raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
     auth = get_orgauth(request)
-    async with auth.sessionmaker() as db:
-        principal = await auth.dependencies.principal_from_token(token, db)
+    principal = await auth.dependencies.principal_from_token(token)
     return principal.user
 
 

@@ -57,7 +57,7 @@ class Dependencies:
                 user_agent=user_agent[:MAX_USER_AGENT_INPUT] if user_agent else None,
             )
 
-        async def _principal_from_token(token: str, db: AsyncSession) -> Principal:
+        async def _principal_from_token(token: str) -> Principal:
             try:
                 claims = auth.access_tokens.verify(token)
             except InvalidTokenError:
@@ -65,7 +65,7 @@ class Dependencies:
                     "The access token is invalid or expired.", code=ErrorCode.INVALID_TOKEN
                 ) from None
             principal = await sessions.authenticate(
-                db, user_id=claims.user_id, session_id=claims.session_id
+                auth.engine, user_id=claims.user_id, session_id=claims.session_id
             )
             if principal is None:
                 raise AuthenticationError(
@@ -73,27 +73,21 @@ class Dependencies:
                 )
             return principal
 
-        async def get_principal(
-            token: Annotated[str | None, Depends(bearer)],
-            db: Annotated[AsyncSession, Depends(get_db)],
-        ) -> Principal:
+        async def get_principal(token: Annotated[str | None, Depends(bearer)]) -> Principal:
             """The authenticated caller and session, or 401."""
             if not token:
                 raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
-            return await _principal_from_token(token, db)
+            return await _principal_from_token(token)
 
         async def current_user(principal: Annotated[Principal, Depends(get_principal)]) -> User:
             """The authenticated, active user (401 otherwise)."""
             return principal.user
 
-        async def optional_user(
-            token: Annotated[str | None, Depends(bearer)],
-            db: Annotated[AsyncSession, Depends(get_db)],
-        ) -> User | None:
+        async def optional_user(token: Annotated[str | None, Depends(bearer)]) -> User | None:
             """The user when a bearer token is sent, None when none is; an invalid token is 401."""
             if not token:
                 return None
-            return (await _principal_from_token(token, db)).user
+            return (await _principal_from_token(token)).user
 
         async def current_superuser(user: Annotated[User, Depends(current_user)]) -> User:
             """The authenticated user when a superuser (403 otherwise)."""

@@ -85,10 +85,9 @@ class AccessTokenCodec:
         if not token or len(token) > MAX_ACCESS_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidTokenError("malformed token")
         try:
-            header = jwt.get_unverified_header(token)
-            if header.get("alg") != ALGORITHM or header.get("typ") != ACCESS_TOKEN_TYPE:
-                raise InvalidTokenError("wrong token type or algorithm")
-            payload: dict[str, Any] = jwt.decode(
+            # One parse: signature, algorithm allow-list and claims; the header is checked
+            # from the same verified result.
+            decoded = jwt.decode_complete(
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
@@ -99,6 +98,10 @@ class AccessTokenCodec:
             )
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(type(exc).__name__) from None
+        header = decoded["header"]
+        if header.get("alg") != ALGORITHM or header.get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidTokenError("wrong token type or algorithm")
+        payload: dict[str, Any] = decoded["payload"]
         return _claims(payload)
 
 

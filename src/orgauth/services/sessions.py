@@ -10,9 +10,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import CursorResult, and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col
 
 from orgauth.audit import audit
@@ -178,37 +180,53 @@ async def _handle_unusable_token(
         audit("token.reuse_detected", user_id=user_id, session_id=found.session_id)
 
 
+_users = User.__table__  # type: ignore[attr-defined]
+_sessions = UserSession.__table__  # type: ignore[attr-defined]
+# Built once: per request only the parameters change and the compiled form is cached.
+_AUTHENTICATE = (
+    select(*_users.c, _sessions.c.last_used_at.label("session_last_used_at"))
+    .select_from(_sessions.join(_users, _users.c.id == _sessions.c.user_id))
+    .where(
+        _sessions.c.id == bindparam("session_id"),
+        _sessions.c.user_id == bindparam("user_id"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > bindparam("now"),
+        _users.c.is_active.is_(True),
+    )
+)
+_TOUCH = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("session_id"))
+    .values(last_used_at=bindparam("now"))
+)
+_USER_FIELDS = tuple(column.key for column in _users.c)
+
+
+def _user_from_row(row: Any) -> User:
+    """A detached User (``session.add`` of it updates, never inserts)."""
+    user = User(**{field: getattr(row, field) for field in _USER_FIELDS})
+    make_transient_to_detached(user)
+    return user
+
+
 async def authenticate(
-    db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID
+    engine: AsyncEngine, *, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> Principal | None:
-    """The per-request check: active unexpired session of an active user, one indexed query."""
+    """The per-request check: active unexpired session of an active user.
+
+    One indexed query (primary key of ``user_sessions`` joined to ``users``) in autocommit
+    mode, so on PostgreSQL it is a single round trip with no BEGIN/COMMIT.
+    """
     now = utcnow()
-    row = (
-        await db.execute(
-            select(User, col(UserSession.last_used_at))
-            .join(UserSession, col(UserSession.user_id) == col(User.id))
-            .where(
-                col(UserSession.id) == session_id,
-                col(UserSession.user_id) == user_id,
-                col(UserSession.revoked_at).is_(None),
-                col(UserSession.expires_at) > now,
-                col(User.is_active).is_(True),
-            )
-        )
-    ).one_or_none()
-    await db.commit()  # end the read transaction; later writes start their own
-    if row is None:
-        return None
-    user, last_used_at = row
-    if now - last_used_at >= SESSION_TOUCH_INTERVAL:
-        await db.execute(
-            update(UserSession)
-            .where(col(UserSession.id) == session_id)
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        await db.commit()
-    return Principal(user=user, session_id=session_id)
+    params = {"session_id": session_id, "user_id": user_id, "now": now}
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await connection.execute(_AUTHENTICATE, params)).first()
+        if row is None:
+            return None
+        if now - row.session_last_used_at >= SESSION_TOUCH_INTERVAL:
+            await connection.execute(_TOUCH, params)
+    return Principal(user=_user_from_row(row), session_id=session_id)
 
 
 async def list_active_sessions(db: AsyncSession, *, user_id: uuid.UUID) -> list[UserSession]:
