@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -146,6 +147,29 @@ def needs_rehash(stored_hash: str, rounds: int) -> bool:
     return not stored_hash.startswith(HASH_PREFIX) or cost is None or cost < rounds
 
 
+HASHING_THREAD_NICENESS = 10
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _lower_thread_priority() -> None:
+    """Run hashing threads at a lower priority than the event loop.
+
+    bcrypt releases the GIL and burns a whole core per hash; at equal priority a login
+    storm takes CPU time away from the thread that answers every other request. Niced
+    threads still use all idle CPU, so login throughput is unchanged.
+    """
+    # Not Linux, or not permitted: keep the default priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_THREAD_NICENESS)
+
+
 class PasswordHasher:
     """Hashes and verifies passwords in a bounded thread pool.
 
@@ -155,14 +179,16 @@ class PasswordHasher:
 
     def __init__(self, rounds: int, *, max_workers: int | None = None) -> None:
         self.rounds = rounds
-        self._max_workers = max_workers or max(1, os.cpu_count() or 1)
+        self._max_workers = max_workers or usable_cpus()
         self._executor: ThreadPoolExecutor | None = None
         self._dummy_hash: str | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
-                max_workers=self._max_workers, thread_name_prefix="orgauth-bcrypt"
+                max_workers=self._max_workers,
+                thread_name_prefix="orgauth-bcrypt",
+                initializer=_lower_thread_priority,
             )
         return self._executor
 
