@@ -67,7 +67,7 @@ class OrgAuth:
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         email_sender: EmailSender | None = None,
         session_dependency: Callable[..., AsyncIterator[AsyncSession]] | None = None,
-        prune_interval_seconds: float | None = 3600.0,
+        prune_interval_seconds: float | None = None,
     ) -> None:
         """Configure orgauth.
 
@@ -76,7 +76,8 @@ class OrgAuth:
         ``AsyncSession``; orgauth's routes and dependencies then share the request's
         session (and transaction) with the host's routes. ``email_sender``: any object with
         ``async send(EmailMessage)``, instead of the configured backend.
-        ``prune_interval_seconds``: how often expired sessions are deleted (None: never).
+        ``prune_interval_seconds``: how often expired sessions are deleted (default:
+        ``SESSION_PRUNE_INTERVAL_SECONDS``; 0 turns periodic pruning off).
         """
         self.settings = settings if settings is not None else load_settings()
         self._engine = engine
@@ -84,7 +85,11 @@ class OrgAuth:
         self._sessionmaker = sessionmaker
         self._email_sender = email_sender
         self.session_dependency = session_dependency
-        self._prune_interval = prune_interval_seconds
+        self._prune_interval = (
+            prune_interval_seconds
+            if prune_interval_seconds is not None
+            else self.settings.session_prune_interval_seconds
+        )
         self._prune_task: asyncio.Task[None] | None = None
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
         self.hooks = Hooks()

@@ -142,6 +142,7 @@ class OrgAuthSettings(BaseSettings):
     email_from: str = "orgauth <no-reply@localhost>"
     frontend_url: str = "http://localhost:3000"
     password_reset_expire_minutes: LifetimeMinutes = 60
+    session_prune_interval_seconds: float = Field(default=3600, ge=0, le=7 * 24 * 3600)
 
     log_level: LogLevel = "INFO"
     log_format: LogFormat | None = None
