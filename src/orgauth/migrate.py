@@ -35,7 +35,7 @@ def exclude_orgauth_tables(
     """``include_object`` for a host app's own Alembic env: leave orgauth's tables (and
     their indexes and constraints) to orgauth's migrations."""
     if type_ == "table":
-        return name not in ORGAUTH_TABLES
+        return name not in ORGAUTH_TABLES and name != VERSION_TABLE
     table = getattr(obj, "table", None)
     return table is None or table.name not in ORGAUTH_TABLES
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 import typer
@@ -9,7 +10,13 @@ import typer
 from orgauth.cli.common import fail, load_cli_settings, run_with_engine
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def serve(
@@ -49,6 +56,10 @@ def serve(
 
     from orgauth.logs import uvicorn_log_config
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
+    # handler that was there before; with Python's default one the process would die by
+    # the signal (status 143) after a clean shutdown. Exit 0 instead, like other servers.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "orgauth.app:create_app_from_environment",
         factory=True,

@@ -1,0 +1,83 @@
+"""A multi-tenant SaaS on orgauth: projects scoped to an organization, guarded by roles.
+
+Members of an organization list its projects; admins and owners create and delete them;
+everyone else gets 404, as for orgauth's own organization routes. Run from the repository
+root (see README.md): `orgauth migrate apply`, then
+`alembic -c examples/saas/alembic.ini upgrade head`, then `uvicorn examples.saas.app:app`.
+"""
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Response, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgauth import Membership, OrgAuth, OrgAuthSettings
+
+if not __package__:  # `python examples/saas/app.py`: make `examples.saas` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from examples.saas.models import Project, ProjectCreate, ProjectPublic
+
+auth = OrgAuth(OrgAuthSettings())  # DATABASE_URL, SECRET_KEY, ... from the environment or .env
+app = FastAPI(title="SaaS orgauth example", lifespan=auth.lifespan)
+auth.install(app)
+
+# The request's database session: the same one orgauth's checks used in this request.
+Db = Annotated[AsyncSession, Depends(auth.get_db)]
+# Both need an {org_id} path parameter. Non-members get 404, lower roles 403.
+OrgMember = Annotated[Membership, Depends(auth.require_org_role("member"))]
+OrgAdmin = Annotated[Membership, Depends(auth.require_org_role("admin"))]
+
+
+def project_not_found() -> HTTPException:
+    # The same body shape as orgauth's errors, so clients handle one format.
+    detail = {"code": "PROJECT_NOT_FOUND", "message": "No such project in this organization."}
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
+
+
+@app.get("/orgs/{org_id}/projects")
+async def list_projects(org_id: uuid.UUID, membership: OrgMember, db: Db) -> list[ProjectPublic]:
+    """Every project of the organization (members and up)."""
+    projects = await db.scalars(
+        select(Project)
+        .where(Project.organization_id == membership.organization_id)  # type: ignore[arg-type]
+        .order_by(Project.name, Project.id)  # type: ignore[arg-type]
+    )
+    return [ProjectPublic.model_validate(project) for project in projects]
+
+
+@app.post("/orgs/{org_id}/projects", status_code=status.HTTP_201_CREATED)
+async def create_project(
+    org_id: uuid.UUID, body: ProjectCreate, membership: OrgAdmin, db: Db
+) -> ProjectPublic:
+    """Create a project (admins and owners)."""
+    project = Project(
+        name=body.name, organization_id=membership.organization_id, created_by=membership.user_id
+    )
+    db.add(project)
+    await db.commit()
+    return ProjectPublic.model_validate(project)
+
+
+@app.delete("/orgs/{org_id}/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_project(
+    org_id: uuid.UUID, project_id: uuid.UUID, membership: OrgAdmin, db: Db
+) -> Response:
+    """Delete a project (admins and owners). Another organization's project is a 404."""
+    project = await db.get(Project, project_id)
+    # Always filter by the organization from the path that the role check approved.
+    if project is None or project.organization_id != membership.organization_id:
+        raise project_not_found()
+    await db.delete(project)
+    await db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=8000)

@@ -1,0 +1,1 @@
+"""Docs and deployment files checked against the code."""

@@ -1,0 +1,1 @@
+"""Embedding orgauth in a host FastAPI app (SPEC §6)."""

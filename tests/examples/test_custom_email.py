@@ -1,0 +1,90 @@
+"""examples/custom_email: a custom EmailSender receives the welcome and reset emails."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from embedding.helpers import (
+    API,
+    NEW_PASSWORD,
+    load_example,
+    point_examples_at,
+    register,
+    running,
+    sign_in,
+)
+
+
+@pytest.fixture
+def email_dir(tmp_path: Path) -> Path:
+    return tmp_path / "emails"
+
+
+@pytest.fixture
+async def example(
+    db: AsyncEngine,
+    database_url: str,
+    email_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[ModuleType, httpx.AsyncClient]]:
+    point_examples_at(monkeypatch, database_url, email_dir)
+    module = load_example("examples.custom_email.app")
+    async with running(module.app) as client:
+        yield module, client
+
+
+async def test_registration_sends_a_welcome_email(
+    example: tuple[ModuleType, httpx.AsyncClient],
+) -> None:
+    module, client = example
+
+    user = await register(client)
+
+    [welcome] = module.outbox.messages
+    assert welcome.to == user["email"]
+    assert welcome.subject == "Welcome to Example"
+
+
+async def test_reset_email_goes_through_the_hook_and_the_custom_sender(
+    example: tuple[ModuleType, httpx.AsyncClient], email_dir: Path
+) -> None:
+    module, client = example
+    user = await register(client)
+    module.outbox.messages.clear()
+
+    requested = await client.post(
+        f"{API}/auth/password-reset/request", json={"email": user["email"]}
+    )
+    unknown = await client.post(
+        f"{API}/auth/password-reset/request", json={"email": "nobody@example.com"}
+    )
+
+    assert requested.status_code == unknown.status_code == 202
+    assert requested.json() == unknown.json()
+    [reset] = module.outbox.messages  # one message: nothing for the unknown address
+    assert reset.to == user["email"]
+    assert reset.subject == "Your Example password reset link"
+    [link] = [word for word in reset.text.split() if word.startswith("https://")]
+    assert link.startswith("https://app.example.test/reset-password?token=")
+    assert module.auth.settings.email_backend == "file"
+    assert list(email_dir.glob("*.eml")) == []  # noqa: ASYNC240 - orgauth itself sent nothing
+
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    confirmed = await client.post(
+        f"{API}/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 200
+    await sign_in(client, user["email"], NEW_PASSWORD)
+
+
+async def test_custom_sender_replaces_the_configured_backend(
+    example: tuple[ModuleType, httpx.AsyncClient],
+) -> None:
+    module, _ = example
+
+    assert module.auth.email_sender is module.outbox

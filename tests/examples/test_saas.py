@@ -1,0 +1,229 @@
+"""examples/saas: organization-scoped projects guarded by ``require_org_role``, with the
+host's own table and migrations next to orgauth's. Tenants are isolated: a user of one
+organization cannot see, create or delete another's projects."""
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from embedding.helpers import (
+    ROOT,
+    Account,
+    add_member,
+    create_org,
+    error_code,
+    load_example,
+    point_examples_at,
+    run_host_alembic,
+    running,
+    sign_up,
+)
+
+APP_FILE = ROOT / "examples" / "saas" / "app.py"
+
+
+@pytest.fixture
+async def host_schema(db: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The host's migrations applied on the (orgauth-migrated) test database, and removed
+    afterwards so the rest of the suite sees orgauth's tables only."""
+    await run_host_alembic(db, lambda config: command.upgrade(config, "head"))
+    try:
+        yield db
+    finally:
+        await run_host_alembic(db, lambda config: command.downgrade(config, "base"))
+        async with db.begin() as connection:
+            await connection.execute(text("DROP TABLE alembic_version"))
+
+
+@pytest.fixture
+async def client(
+    host_schema: AsyncEngine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    point_examples_at(monkeypatch, database_url, tmp_path / "emails")
+    module = load_example("examples.saas.app")
+    async with running(module.app) as http:
+        yield http
+
+
+@dataclass
+class Tenant:
+    """An organization with an owner, an admin and a member."""
+
+    id: uuid.UUID
+    owner: Account
+    admin: Account
+    member: Account
+
+    @property
+    def projects(self) -> str:
+        return f"/orgs/{self.id}/projects"
+
+
+async def make_tenant(client: httpx.AsyncClient, name: str) -> Tenant:
+    owner, admin, member = [await sign_up(client) for _ in range(3)]
+    org_id = await create_org(client, owner, name)
+    await add_member(client, org_id, owner, admin, "admin")
+    await add_member(client, org_id, owner, member, "member")
+    return Tenant(org_id, owner, admin, member)
+
+
+async def create_project(client: httpx.AsyncClient, tenant: Tenant, name: str) -> dict[str, Any]:
+    response = await client.post(tenant.projects, json={"name": name}, headers=tenant.admin.headers)
+    assert response.status_code == 201, response.text
+    project: dict[str, Any] = response.json()
+    return project
+
+
+# --- roles inside one organization ----------------------------------------------------------
+
+
+async def test_admins_create_members_list(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+
+    by_owner = await client.post(
+        acme.projects, json={"name": "Zeppelin"}, headers=acme.owner.headers
+    )
+    by_admin = await client.post(acme.projects, json={"name": "Apollo"}, headers=acme.admin.headers)
+    listed = await client.get(acme.projects, headers=acme.member.headers)
+
+    assert by_owner.status_code == by_admin.status_code == 201
+    assert by_admin.json()["organization_id"] == str(acme.id)
+    assert by_admin.json()["created_by"] == str(acme.admin.id)
+    assert [p["name"] for p in listed.json()] == ["Apollo", "Zeppelin"]
+
+
+async def test_member_cannot_create_or_delete(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+    project = await create_project(client, acme, "Apollo")
+
+    created = await client.post(acme.projects, json={"name": "Nope"}, headers=acme.member.headers)
+    deleted = await client.delete(f"{acme.projects}/{project['id']}", headers=acme.member.headers)
+    listed = await client.get(acme.projects, headers=acme.member.headers)
+
+    assert (created.status_code, error_code(created)) == (403, "INSUFFICIENT_ROLE")
+    assert (deleted.status_code, error_code(deleted)) == (403, "INSUFFICIENT_ROLE")
+    assert [p["id"] for p in listed.json()] == [project["id"]]
+
+
+async def test_admin_deletes_a_project(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+    project = await create_project(client, acme, "Apollo")
+
+    deleted = await client.delete(f"{acme.projects}/{project['id']}", headers=acme.admin.headers)
+    again = await client.delete(f"{acme.projects}/{project['id']}", headers=acme.admin.headers)
+    listed = await client.get(acme.projects, headers=acme.member.headers)
+
+    assert deleted.status_code == 204
+    assert (again.status_code, error_code(again)) == (404, "PROJECT_NOT_FOUND")
+    assert listed.json() == []
+
+
+async def test_anonymous_callers_get_401(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+
+    response = await client.get(acme.projects)
+
+    assert (response.status_code, error_code(response)) == (401, "NOT_AUTHENTICATED")
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "x" * 101}, {"name": "ok", "organization_id": "x"}]
+)
+async def test_invalid_or_unknown_fields_are_422(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    acme = await make_tenant(client, "Acme")
+
+    response = await client.post(acme.projects, json=body, headers=acme.admin.headers)
+
+    assert response.status_code == 422
+
+
+# --- isolation between organizations -------------------------------------------------------
+
+
+async def test_other_tenants_projects_are_invisible(client: httpx.AsyncClient) -> None:
+    acme, globex = await make_tenant(client, "Acme"), await make_tenant(client, "Globex")
+    secret = await create_project(client, globex, "Secret plan")
+
+    listed = await client.get(globex.projects, headers=acme.owner.headers)
+    created = await client.post(
+        globex.projects, json={"name": "Intrusion"}, headers=acme.owner.headers
+    )
+    deleted = await client.delete(f"{globex.projects}/{secret['id']}", headers=acme.owner.headers)
+    # Acme's owner names Globex's project under Acme's own organization.
+    smuggled = await client.delete(f"{acme.projects}/{secret['id']}", headers=acme.owner.headers)
+    globex_view = await client.get(globex.projects, headers=globex.member.headers)
+
+    for response in (listed, created, deleted):
+        assert (response.status_code, error_code(response)) == (404, "ORGANIZATION_NOT_FOUND")
+    assert (smuggled.status_code, error_code(smuggled)) == (404, "PROJECT_NOT_FOUND")
+    assert [p["name"] for p in globex_view.json()] == ["Secret plan"]
+
+
+async def test_removed_member_loses_access_at_once(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+    await create_project(client, acme, "Apollo")
+
+    removed = await client.delete(
+        f"/api/v1/organizations/{acme.id}/members/{acme.member.id}", headers=acme.owner.headers
+    )
+    listed = await client.get(acme.projects, headers=acme.member.headers)
+
+    assert removed.status_code == 204
+    assert (listed.status_code, error_code(listed)) == (404, "ORGANIZATION_NOT_FOUND")
+
+
+async def test_deleting_the_organization_deletes_its_projects(
+    client: httpx.AsyncClient, host_schema: AsyncEngine
+) -> None:
+    from examples.saas.models import Project
+
+    acme, globex = await make_tenant(client, "Acme"), await make_tenant(client, "Globex")
+    await create_project(client, acme, "Apollo")
+    kept = await create_project(client, globex, "Gemini")
+
+    deleted = await client.delete(f"/api/v1/organizations/{acme.id}", headers=acme.owner.headers)
+    async with host_schema.connect() as connection:
+        remaining = (await connection.execute(select(Project.id))).scalars().all()  # type: ignore[call-overload]
+
+    assert deleted.status_code == 204
+    assert [str(project_id) for project_id in remaining] == [kept["id"]]
+
+
+# --- running it ----------------------------------------------------------------------------
+
+
+def test_runs_as_a_script_from_any_directory(tmp_path: Path, database_url: str) -> None:
+    """`python examples/saas/app.py` finds its sibling models without the repository on the
+    path (run here without starting a server)."""
+    environment = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "k" * 40}
+    environment.pop("PYTHONPATH", None)
+    code = (
+        f"import runpy; app = runpy.run_path({str(APP_FILE)!r}, run_name='example')['app']; "
+        "print(sorted(r.path for r in app.routes if 'projects' in getattr(r, 'path', '')))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "/orgs/{org_id}/projects" in result.stdout
