@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -14,10 +15,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from orgauth.settings import OrgAuthSettings
 
-_PING = text("SELECT 1")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_COMMAND_TIMEOUT_S = 30
@@ -77,8 +78,76 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 async def ping(engine: AsyncEngine) -> float:
     """Run a trivial query; return its round-trip latency in milliseconds."""
     started = time.perf_counter()
-    async with engine.connect() as connection:
-        # Autocommit: one round trip, no BEGIN/ROLLBACK around the probe.
-        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(_PING)
+    await _PING.fetch_one(engine, {})
     return (time.perf_counter() - started) * 1000
+
+
+class HotQuery:
+    """A fixed statement for the per-request hot paths, run with the least overhead.
+
+    On PostgreSQL the statement is compiled once and run directly on the pooled asyncpg
+    connection (one round trip, no transaction, no SQLAlchemy result machinery); elsewhere
+    it runs through SQLAlchemy Core in autocommit mode. Connection failures surface as
+    :class:`DatabaseUnavailableError` (answered with 503), never as a raw driver error.
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def _sql(self, engine: AsyncEngine) -> tuple[str, tuple[str, ...]]:
+        key = engine.dialect.name
+        if key not in self._compiled:
+            compiled = cast(ClauseElement, self.statement).compile(dialect=engine.dialect)
+            positions = getattr(compiled, "positiontup", None) or ()
+            self._compiled[key] = (str(compiled), tuple(positions))
+        return self._compiled[key]
+
+    async def fetch_one(
+        self, engine: AsyncEngine, params: dict[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """The first row as a mapping, or None."""
+        if engine.dialect.name != "postgresql":
+            async with engine.connect() as connection:
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                row = (await connection.execute(self.statement, params)).first()
+                return dict(row._mapping) if row is not None else None
+        return await self._run_asyncpg(engine, params, fetch=True)
+
+    async def execute(self, engine: AsyncEngine, params: dict[str, Any]) -> None:
+        """Run a write in its own autocommitted statement."""
+        if engine.dialect.name != "postgresql":
+            async with engine.connect() as connection:
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(self.statement, params)
+            return
+        await self._run_asyncpg(engine, params, fetch=False)
+
+    async def _run_asyncpg(
+        self, engine: AsyncEngine, params: dict[str, Any], *, fetch: bool
+    ) -> Mapping[str, Any] | None:
+        import asyncpg
+
+        sql, positions = self._sql(engine)
+        arguments = [params[name] for name in positions]
+        pooled = await engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            assert driver is not None  # a checked-out connection always has one
+            if fetch:
+                record = await driver.fetchrow(sql, *arguments)
+                return dict(record.items()) if record is not None else None
+            await driver.execute(sql, *arguments)
+            return None
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
+            pooled.invalidate(exc)  # never hand a broken connection out again
+            raise DatabaseUnavailableError(type(exc).__name__) from exc
+        finally:
+            pooled.close()
+
+
+class DatabaseUnavailableError(ConnectionError):
+    """The database could not be reached (mapped to 503 by the API)."""
+
+
+_PING = HotQuery(text("SELECT 1"))

@@ -59,17 +59,20 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
     # handler that was there before; with Python's default one the process would die by
     # the signal (status 143) after a clean shutdown. Exit 0 instead, like other servers.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        "orgauth.app:create_app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        proxy_headers=False,  # orgauth applies FORWARDED_ALLOW_IPS itself
-        server_header=False,
-        log_level=settings.log_level.lower(),
-        log_config=uvicorn_log_config(settings),
-        timeout_graceful_shutdown=30,
-    )
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.run(
+            "orgauth.app:create_app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            proxy_headers=False,  # orgauth applies FORWARDED_ALLOW_IPS itself
+            server_header=False,
+            log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(settings),
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,6 +8,7 @@ concurrent refreshes with one token exactly one wins, across processes too.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col
 
 from orgauth.audit import audit
+from orgauth.db import HotQuery
 from orgauth.errors import AuthenticationError, ErrorCode
 from orgauth.models import RefreshToken, User, UserSession, utcnow
 from orgauth.security.devices import parse_user_agent
@@ -182,8 +184,8 @@ async def _handle_unusable_token(
 
 _users = User.__table__  # type: ignore[attr-defined]
 _sessions = UserSession.__table__  # type: ignore[attr-defined]
-# Built once: per request only the parameters change and the compiled form is cached.
-_AUTHENTICATE = (
+# Built once: per request only the parameters change (see orgauth.db.HotQuery).
+_AUTHENTICATE = HotQuery(
     select(*_users.c, _sessions.c.last_used_at.label("session_last_used_at"))
     .select_from(_sessions.join(_users, _users.c.id == _sessions.c.user_id))
     .where(
@@ -194,7 +196,7 @@ _AUTHENTICATE = (
         _users.c.is_active.is_(True),
     )
 )
-_TOUCH = (
+_TOUCH = HotQuery(
     update(_sessions)
     .where(_sessions.c.id == bindparam("session_id"))
     .values(last_used_at=bindparam("now"))
@@ -202,9 +204,9 @@ _TOUCH = (
 _USER_FIELDS = tuple(column.key for column in _users.c)
 
 
-def _user_from_row(row: Any) -> User:
+def _user_from_row(row: Mapping[str, Any]) -> User:
     """A detached User (``session.add`` of it updates, never inserts)."""
-    user = User(**{field: getattr(row, field) for field in _USER_FIELDS})
+    user = User(**{field: row[field] for field in _USER_FIELDS})
     make_transient_to_detached(user)
     return user
 
@@ -214,18 +216,16 @@ async def authenticate(
 ) -> Principal | None:
     """The per-request check: active unexpired session of an active user.
 
-    One indexed query (primary key of ``user_sessions`` joined to ``users``) in autocommit
-    mode, so on PostgreSQL it is a single round trip with no BEGIN/COMMIT.
+    One indexed query (primary key of ``user_sessions`` joined to ``users``) outside any
+    transaction: on PostgreSQL a single round trip.
     """
     now = utcnow()
     params = {"session_id": session_id, "user_id": user_id, "now": now}
-    async with engine.connect() as connection:
-        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        row = (await connection.execute(_AUTHENTICATE, params)).first()
-        if row is None:
-            return None
-        if now - row.session_last_used_at >= SESSION_TOUCH_INTERVAL:
-            await connection.execute(_TOUCH, params)
+    row = await _AUTHENTICATE.fetch_one(engine, params)
+    if row is None:
+        return None
+    if now - row["session_last_used_at"] >= SESSION_TOUCH_INTERVAL:
+        await _TOUCH.execute(engine, params)
     return Principal(user=_user_from_row(row), session_id=session_id)
 
 
