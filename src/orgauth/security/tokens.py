@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ RESET_TOKEN_PREFIX = "oa_pr_"
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 RESET_TOKEN_BYTES = 32  # 256 bits (SPEC asks for at least 128)
 MAX_OPAQUE_TOKEN_LENGTH = 256
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidTokenError(Exception):
@@ -61,6 +63,10 @@ class AccessTokenCodec:
         self.audience = audience
         self.lifetime_seconds = lifetime_seconds
         self._leeway = leeway_seconds
+        # Verified tokens, so a client's repeated token costs a dict lookup, not an HMAC
+        # and two JSON parses. Only tokens that passed full verification go in; expiry is
+        # still checked on every use.
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def issue(
         self, *, user_id: uuid.UUID, session_id: uuid.UUID, now: float | None = None
@@ -82,6 +88,20 @@ class AccessTokenCodec:
 
     def verify(self, token: str) -> AccessClaims:
         """Verify signature, type, algorithm, issuer, audience, expiry and claim shapes."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at + self._leeway <= time.time():
+                del self._verified[token]
+                raise InvalidTokenError("ExpiredSignatureError")
+            self._verified.move_to_end(token)
+            return cached
+        claims = self._verify_fully(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify_fully(self, token: str) -> AccessClaims:
         if not token or len(token) > MAX_ACCESS_TOKEN_LENGTH or token.count(".") != 2:
             raise InvalidTokenError("malformed token")
         try:

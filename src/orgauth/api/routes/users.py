@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._responses import errors
@@ -22,8 +22,10 @@ def build_users_router(auth: "OrgAuth") -> APIRouter:
     CurrentUser = Annotated[User, Depends(deps.current_user)]
 
     @router.get("/me", response_model=UserRead, responses=errors(401), summary="My profile")
-    async def read_me(user: CurrentUser) -> UserRead:
-        return UserRead.model_validate(user)
+    async def read_me(user: CurrentUser) -> Response:
+        # Serialised once here; FastAPI would otherwise validate the model a second time.
+        body = UserRead.model_validate(user).model_dump_json()
+        return Response(body, media_type="application/json")
 
     @router.patch(
         "/me", response_model=UserRead, responses=errors(401, 422), summary="Update my names"
