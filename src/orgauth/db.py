@@ -130,7 +130,12 @@ class HotQuery:
 
         sql, positions = self._sql(engine)
         arguments = [params[name] for name in positions]
-        pooled = await engine.raw_connection()
+        try:
+            pooled = await engine.raw_connection()
+        except Exception as exc:  # refused, timed out, "the database system is starting up"
+            if isinstance(exc, OSError) or is_outage_error(exc):
+                raise DatabaseUnavailableError(type(exc).__name__) from exc
+            raise
         try:
             driver = pooled.driver_connection
             assert driver is not None  # a checked-out connection always has one
@@ -142,8 +147,25 @@ class HotQuery:
         except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
             pooled.invalidate(exc)  # never hand a broken connection out again
             raise DatabaseUnavailableError(type(exc).__name__) from exc
+        except asyncpg.PostgresError as exc:  # e.g. "terminating connection: shutdown"
+            if not is_outage_error(exc):
+                raise
+            pooled.invalidate(exc)
+            raise DatabaseUnavailableError(type(exc).__name__) from exc
         finally:
             pooled.close()
+
+
+# SQLSTATEs meaning the database cannot serve anyone right now (rather than "this query
+# failed"): connection exceptions (class 08), shutdown or startup in progress
+# (57P01-57P03), too many connections (53300).
+OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_outage_error(exc: BaseException | None) -> bool:
+    """Whether a driver error (asyncpg's, or SQLAlchemy's wrapper of it) means an outage."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES)
 
 
 class DatabaseUnavailableError(ConnectionError):

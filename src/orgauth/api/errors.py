@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orgauth.db import is_outage_error
 from orgauth.errors import ErrorCode, OrgAuthError, ServiceUnavailableError, error_body
 
 logger = logging.getLogger("orgauth.errors")
@@ -22,21 +23,13 @@ async def _orgauth_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
-# SQLSTATEs meaning "the database cannot serve anyone right now" rather than "this query
-# failed": connection exceptions (class 08), shutdown in progress or starting up
-# (57P01-57P03), too many connections (53300).
-_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-
-
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeoutError | OperationalError | InterfaceError | ConnectionError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_OUTAGE_SQLSTATES):
-            return True
+    if isinstance(exc, DBAPIError) and is_outage_error(exc.orig):
+        return True
     return isinstance(exc, OSError | TimeoutError)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import manager_of_class
 from sqlmodel import col
 
 from orgauth.audit import audit
@@ -204,9 +205,20 @@ _TOUCH = HotQuery(
 _USER_FIELDS = tuple(column.key for column in _users.c)
 
 
+_USER_MANAGER = manager_of_class(User)
+
+
 def _user_from_row(row: Mapping[str, Any]) -> User:
-    """A detached User (``session.add`` of it updates, never inserts)."""
-    user = User(**{field: row[field] for field in _USER_FIELDS})
+    """A detached User (``session.add`` of it updates, never inserts).
+
+    Built the way the ORM builds loaded rows (a new instance with its attribute dict
+    filled, not ``__init__``), which is several times cheaper: this runs on every request.
+    """
+    user: User = _USER_MANAGER.new_instance()
+    object.__setattr__(user, "__pydantic_fields_set__", set(_USER_FIELDS))
+    object.__setattr__(user, "__pydantic_extra__", None)
+    object.__setattr__(user, "__pydantic_private__", None)
+    user.__dict__.update({field: row[field] for field in _USER_FIELDS})
     make_transient_to_detached(user)
     return user
 
