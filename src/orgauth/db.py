@@ -144,7 +144,14 @@ class HotQuery:
                 return dict(record.items()) if record is not None else None
             await driver.execute(sql, *arguments)
             return None
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
+        except (
+            asyncpg.InterfaceError,
+            # An idle pooled connection that the server just closed (e.g. shutdown) can be
+            # stuck mid-protocol: "cannot switch to state ...; another operation ...".
+            asyncpg.InternalClientError,
+            asyncpg.PostgresConnectionError,
+            OSError,
+        ) as exc:
             pooled.invalidate(exc)  # never hand a broken connection out again
             raise DatabaseUnavailableError(type(exc).__name__) from exc
         except asyncpg.PostgresError as exc:  # e.g. "terminating connection: shutdown"
