@@ -28,9 +28,9 @@ def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=openapi_url if docs else None,
     )
+    auth.install(app)  # first: routes are matched in order, and /health and /users/me are hot
     if docs:
         install_docs(app, openapi_url=openapi_url, title="orgauth")
-    auth.install(app)
     install_standalone_error_handlers(app)
     return app
 

@@ -216,21 +216,28 @@ class OrgAuth:
 
     @cached_property
     def router(self) -> APIRouter:
-        """Every orgauth route under ``API_PREFIX``, for apps that mount it themselves."""
+        """Every orgauth route under ``API_PREFIX``, for apps that mount it themselves.
+
+        Mounted without :meth:`install`, a guard dependency answers orgauth's errors in
+        orgauth's format instead of letting them become bare 500s.
+        """
+        return self._build_router(guarded=True)
+
+    def _build_router(self, *, guarded: bool) -> APIRouter:
         from orgauth.api.routes.admin import build_admin_router
         from orgauth.api.routes.auth import build_auth_router
         from orgauth.api.routes.organizations import build_organizations_router
         from orgauth.api.routes.sessions import build_sessions_router
         from orgauth.api.routes.users import build_users_router
 
-        # When the host mounts this router without install(), the guard answers orgauth's
-        # errors in orgauth's format instead of letting them become bare 500s.
         router = APIRouter(
-            prefix=self.settings.api_prefix, dependencies=[Depends(_errors_without_install)]
+            prefix=self.settings.api_prefix,
+            dependencies=[Depends(_errors_without_install)] if guarded else [],
         )
-        router.include_router(build_auth_router(self))
+        # Routes are matched in order: the per-request one (/users/me) comes first.
         router.include_router(build_users_router(self))
         router.include_router(build_sessions_router(self))
+        router.include_router(build_auth_router(self))
         router.include_router(build_organizations_router(self))
         router.include_router(build_admin_router(self))
         return router
@@ -258,7 +265,8 @@ class OrgAuth:
         install_error_handlers(app)
         if include_health:
             app.include_router(build_health_router(self))
-        app.include_router(self.router)
+        # install() registers the error handlers itself: no per-request guard needed.
+        app.include_router(self._build_router(guarded=False))
         app.add_middleware(UnhandledErrorMiddleware)
         app.add_middleware(BodyLimitMiddleware)
         origins = self.settings.backend_cors_origins
