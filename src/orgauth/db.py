@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.util import greenlet_spawn
 
 from orgauth.settings import OrgAuthSettings
 
@@ -152,15 +153,17 @@ class HotQuery:
             asyncpg.PostgresConnectionError,
             OSError,
         ) as exc:
-            pooled.invalidate(exc)  # never hand a broken connection out again
+            # Never hand a broken connection out again (closing it awaits: greenlet).
+            await greenlet_spawn(pooled.invalidate, exc)
             raise DatabaseUnavailableError(type(exc).__name__) from exc
         except asyncpg.PostgresError as exc:  # e.g. "terminating connection: shutdown"
             if not is_outage_error(exc):
                 raise
-            pooled.invalidate(exc)
+            await greenlet_spawn(pooled.invalidate, exc)
             raise DatabaseUnavailableError(type(exc).__name__) from exc
         finally:
-            pooled.close()
+            # Returning it may close an overflow connection, which awaits the driver.
+            await greenlet_spawn(pooled.close)
 
 
 # SQLSTATEs meaning the database cannot serve anyone right now (rather than "this query

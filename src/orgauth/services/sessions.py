@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import manager_of_class
 from sqlmodel import col
 
@@ -214,6 +214,10 @@ def _user_from_row(row: Mapping[str, Any]) -> User:
     Built the way the ORM builds loaded rows (a new instance with its attribute dict
     filled, not ``__init__``), which is several times cheaper: this runs on every request.
     """
+    if not _USER_MANAGER.mapper.configured:
+        # First use in this process, before any ORM query: the attribute machinery that
+        # make_transient_to_detached relies on only exists once mappers are configured.
+        configure_mappers()
     user: User = _USER_MANAGER.new_instance()
     object.__setattr__(user, "__pydantic_fields_set__", set(_USER_FIELDS))
     object.__setattr__(user, "__pydantic_extra__", None)
