@@ -100,5 +100,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(ConnectionError, _database_error)
+    app.add_exception_handler(TimeoutError, _database_error)  # e.g. a connect timeout
     app.add_exception_handler(Exception, _unexpected_error)
     app.state.orgauth_error_handlers = True
