@@ -82,13 +82,12 @@ async def _drop_postgres_database(base_url: str, test_url: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh, empty database for this test session (one per xdist worker)."""
+def _fresh_database(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[str]:
+    """A new empty database: a SQLite file, or a PostgreSQL database created and dropped."""
     base = os.environ.get(TEST_DATABASE_ENV)
     if not base:
-        directory = tmp_path_factory.mktemp("database")
-        yield f"sqlite+aiosqlite:///{directory / 'orgauth-test.db'}"
+        directory = tmp_path_factory.mktemp(name)
+        yield f"sqlite+aiosqlite:///{directory / f'orgauth-{name}.db'}"
         return
     from orgauth.settings import normalize_database_url
 
@@ -98,24 +97,18 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_drop_postgres_database(base, url))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database for this test session (one per xdist worker)."""
+    yield from _fresh_database(tmp_path_factory, "database")
 
 
 @pytest.fixture(scope="session")
 def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second fresh database, never migrated by the fixtures (for migration tests)."""
-    base = os.environ.get(TEST_DATABASE_ENV)
-    if not base:
-        directory = tmp_path_factory.mktemp("empty-database")
-        yield f"sqlite+aiosqlite:///{directory / 'orgauth-empty.db'}"
-        return
-    from orgauth.settings import normalize_database_url
-
-    base = normalize_database_url(base)
-    url = asyncio.run(_create_postgres_database(base))
-    try:
-        yield url
-    finally:
-        asyncio.run(_drop_postgres_database(base, url))
+    yield from _fresh_database(tmp_path_factory, "empty-database")
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> OrgAuthSettings:

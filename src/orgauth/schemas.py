@@ -295,11 +295,7 @@ class MemberRoleUpdate(RequestModel):
 # --- admin -------------------------------------------------------------------------
 
 
-class AdminUserCreate(RequestModel):
-    email: Email
-    password: Password
-    first_name: Name = None
-    last_name: Name = None
+class AdminUserCreate(RegisterRequest):
     is_active: bool = True
     is_superuser: bool = False
 

@@ -48,22 +48,29 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _too_large(send: Send) -> None:
-    body = json.dumps(
-        error_body(ErrorCode.PAYLOAD_TOO_LARGE, "The request body is larger than 1 MiB.")
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def send_error(
+    send: Send, status: int, code: ErrorCode, message: str, *, close: bool = False
+) -> None:
+    """Answer with orgauth's error body straight from ASGI middleware."""
+    body = json.dumps(error_body(code, message)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _too_large(send: Send) -> None:
+    await send_error(
+        send,
+        413,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        "The request body is larger than 1 MiB.",
+        close=True,
+    )
 
 
 class BodyLimitMiddleware:
@@ -170,17 +177,4 @@ class UnhandledErrorMiddleware:
             )
             if started:
                 raise
-            body = json.dumps(
-                error_body(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred.")
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, 500, ErrorCode.INTERNAL_ERROR, "An unexpected error occurred.")
