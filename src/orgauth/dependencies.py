@@ -17,7 +17,6 @@ from fastapi.security import OAuth2PasswordBearer
 from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
 from orgauth.models import Membership, OrgRole, User
 from orgauth.services import organizations as org_service
-from orgauth.services.permissions import role_at_least
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -73,12 +72,7 @@ def require_org_role(role: OrgRole | str) -> Callable[..., Awaitable[Membership]
     ) -> Membership:
         auth = get_orgauth(request)
         async with auth.sessionmaker() as db:
-            membership = await org_service.membership_for(db, org_id=org_id, user=user)
-        if membership is None:
-            raise org_service.org_not_found()
-        if not role_at_least(OrgRole(membership.role), required):
-            raise org_service.insufficient_role()
-        return membership
+            return await org_service.require_membership(db, org_id=org_id, user=user, role=required)
 
     require_role.__name__ = f"require_org_role_{required.value}"
     return require_role

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -53,6 +53,20 @@ OpaqueToken = Annotated[str, Field(min_length=1, max_length=OPAQUE_TOKEN_MAX_LEN
 
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=PASSWORD_INPUT_MAX_LENGTH)
+
+
+class PatchModel(RequestModel):
+    """A partial update: omitted fields stay as they are; ``NOT_NULL`` ones may change but
+    never be set to null (422)."""
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for field in self.NOT_NULL:
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
 
 
 # --- users -------------------------------------------------------------------------
@@ -247,7 +261,9 @@ class AdminOrganizationCreate(OrganizationCreate):
     owner_id: uuid.UUID | None = None
 
 
-class OrganizationUpdate(RequestModel):
+class OrganizationUpdate(PatchModel):
+    NOT_NULL = ("name", "slug")
+
     name: OrgName | None = None
     slug: Slug | None = None
     description: Description = None
@@ -300,7 +316,9 @@ class AdminUserCreate(RegisterRequest):
     is_superuser: bool = False
 
 
-class AdminUserUpdate(RequestModel):
+class AdminUserUpdate(PatchModel):
+    NOT_NULL = ("email", "is_active", "is_superuser")
+
     first_name: Name = None
     last_name: Name = None
     email: Email | None = None

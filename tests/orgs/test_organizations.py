@@ -329,7 +329,13 @@ async def test_description_can_be_cleared_but_name_cannot(
     )
     assert response.status_code == 200
     assert response.json()["description"] is None
-    for bad in ({"name": ""}, {"name": "n" * 101}, {"slug": "Bad Slug"}):
+    for bad in (
+        {"name": ""},
+        {"name": "n" * 101},
+        {"slug": "Bad Slug"},
+        {"name": None},
+        {"slug": None},
+    ):
         assert_validation_error(
             await client.patch(roled_org.url, json=bad, headers=roled_org.owner.headers)
         )

@@ -19,7 +19,6 @@ from orgauth.security.tokens import InvalidTokenError
 from orgauth.services import organizations as org_service
 from orgauth.services import sessions
 from orgauth.services.context import ClientInfo
-from orgauth.services.permissions import role_at_least
 from orgauth.services.sessions import Principal
 
 if TYPE_CHECKING:
@@ -124,12 +123,7 @@ class Dependencies:
             user: Annotated[User, Depends(current_user)],
             db: Annotated[AsyncSession, Depends(get_db)],
         ) -> Membership:
-            membership = await org_service.membership_for(db, org_id=org_id, user=user)
-            if membership is None:
-                raise org_service.org_not_found()
-            if not role_at_least(OrgRole(membership.role), required):
-                raise org_service.insufficient_role()
-            return membership
+            return await org_service.require_membership(db, org_id=org_id, user=user, role=required)
 
         require_role.__name__ = f"require_org_role_{required.value}"
         self._role_dependencies[required] = require_role

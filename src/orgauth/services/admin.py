@@ -141,9 +141,6 @@ async def update_user(
         changes.get("is_active") is False or changes.get("is_superuser") is False
     ):
         raise _self_action()
-    for field in ("email", "is_active", "is_superuser"):
-        if field in changes and changes[field] is None:
-            del changes[field]  # these can change but never become null
     user = await get_user(db, user_id)
     for field, value in changes.items():
         setattr(user, field, value)

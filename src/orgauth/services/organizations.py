@@ -24,7 +24,7 @@ from sqlmodel import col
 from orgauth.audit import audit
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError, PermissionDeniedError
 from orgauth.models import SLUG_MAX_LENGTH, Membership, Organization, OrgRole, User, utcnow
-from orgauth.services.permissions import OrgAction, authorize, effective_role
+from orgauth.services.permissions import OrgAction, authorize, effective_role, role_at_least
 from orgauth.validation import InvalidEmailError, normalize_email
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
@@ -312,8 +312,17 @@ async def create_organization(
     description: str | None,
     owner_id: uuid.UUID,
     actor: Actor,
+    users_may_create: bool = True,
 ) -> OrgView:
-    """Create an organization whose owner is ``owner_id``; 409 SLUG_TAKEN on a clash."""
+    """Create an organization whose owner is ``owner_id``; 409 SLUG_TAKEN on a clash.
+
+    ``users_may_create`` is ``ALLOW_USER_ORG_CREATION``: when false, only superusers may.
+    """
+    if not users_may_create and not actor.is_superuser:
+        raise PermissionDeniedError(
+            "Only administrators can create organizations.",
+            code=ErrorCode.ORG_CREATION_DISABLED,
+        )
     if owner_id != actor.user_id:
         exists = await db.scalar(select(func.count()).where(col(User.id) == owner_id))
         if not exists:
@@ -354,10 +363,6 @@ async def update_organization(
     authorize(acting, OrgAction.UPDATE)
     if "slug" in changes:
         authorize(acting, OrgAction.CHANGE_SLUG)
-    if changes.get("name") is None:
-        changes.pop("name", None)  # a name can change but never be removed
-    if changes.get("slug") is None:
-        changes.pop("slug", None)
     try:
         if changes:
             # The slug's unique index answers at the UPDATE itself, not only at commit.
@@ -511,19 +516,30 @@ async def remove_member(
     )
 
 
-async def membership_for(db: AsyncSession, *, org_id: uuid.UUID, user: User) -> Membership | None:
-    """The user's membership (superusers: a synthetic owner membership if the org exists)."""
+async def require_membership(
+    db: AsyncSession, *, org_id: uuid.UUID, user: User, role: OrgRole
+) -> Membership:
+    """The user's membership with at least ``role`` (``require_org_role``'s one rule).
+
+    Superusers get a synthetic owner membership when the organization exists. Non-members
+    and unknown organizations: 404; a lower role: 403 ``INSUFFICIENT_ROLE``.
+    """
     membership = await db.scalar(
         select(Membership).where(
             col(Membership.organization_id) == org_id, col(Membership.user_id) == user.id
         )
     )
-    if membership is not None or not user.is_superuser:
-        return membership
-    exists = await db.scalar(select(func.count()).where(col(Organization.id) == org_id))
-    if not exists:
-        return None
-    return Membership(organization_id=org_id, user_id=user.id, role=OrgRole.OWNER)
+    if membership is None and user.is_superuser:
+        exists = await db.scalar(select(func.count()).where(col(Organization.id) == org_id))
+        if exists:
+            membership = Membership(organization_id=org_id, user_id=user.id, role=OrgRole.OWNER)
+    if membership is None:
+        raise org_not_found()
+    acting = effective_role(membership.role, is_superuser=user.is_superuser)
+    assert acting is not None
+    if not role_at_least(acting, role):
+        raise insufficient_role()
+    return membership
 
 
 def insufficient_role() -> PermissionDeniedError:

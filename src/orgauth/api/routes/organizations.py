@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
-from orgauth.errors import ErrorCode, PermissionDeniedError
 from orgauth.models import OrgRole, User
 from orgauth.schemas import (
     MemberAdd,
@@ -140,11 +139,6 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         summary="Create an organization (you become its owner)",
     )
     async def create(body: OrganizationCreate, user: CurrentUser, db: Db) -> OrganizationRead:
-        if not auth.settings.allow_user_org_creation and not user.is_superuser:
-            raise PermissionDeniedError(
-                "Only administrators can create organizations.",
-                code=ErrorCode.ORG_CREATION_DISABLED,
-            )
         view = await org_service.create_organization(
             db,
             name=body.name,
@@ -152,6 +146,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
             description=body.description,
             owner_id=user.id,
             actor=Actor.of(user),
+            users_may_create=auth.settings.allow_user_org_creation,
         )
         return organization_read(view)
 
