@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
+from tests.conftest import is_postgres_run, make_settings
 
+from orgauth import OrgAuth
 from orgauth.db import SQLITE_BUSY_TIMEOUT_MS, create_engine, create_sessionmaker, ping
 from orgauth.settings import OrgAuthSettings
 
@@ -115,3 +121,47 @@ async def test_sessionmaker_keeps_objects_usable_after_commit(db: AsyncEngine) -
     assert sessionmaker.kw["autoflush"] is False
     async with sessionmaker() as session:
         assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+
+
+async def _stick_connection(session: AsyncSession) -> asyncio.Task[Any]:
+    """Leave the session's asyncpg connection with an operation in progress."""
+    await session.execute(text("SELECT 1"))  # a transaction is open on the connection
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    busy = asyncio.create_task(driver.fetch("SELECT pg_sleep(0.3)"))
+    await asyncio.sleep(0.05)  # the statement is now on the wire
+    return busy
+
+
+@pytest.mark.skipif(not is_postgres_run(), reason="asyncpg protocol state")
+async def test_a_stuck_postgresql_connection_is_an_outage_and_is_discarded(
+    db: AsyncEngine,
+) -> None:
+    sessionmaker = create_sessionmaker(db)
+    async with sessionmaker() as session:
+        busy = await _stick_connection(session)
+        with pytest.raises(DBAPIError) as raised:
+            await session.execute(text("SELECT 1"))
+        # Invalidated, so the pool never hands it out again; the API answers 503.
+        assert raised.value.connection_invalidated
+        await session.rollback()
+    with contextlib.suppress(Exception):
+        await busy
+    assert await ping(db) >= 0
+
+
+@pytest.mark.skipif(not is_postgres_run(), reason="asyncpg protocol state")
+async def test_request_session_teardown_survives_a_stuck_connection(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = OrgAuth(make_settings(database_url, tmp_path), engine=db)
+    get_db = auth.dependencies.get_db()
+    session = await anext(get_db)
+    busy = await _stick_connection(session)
+    with caplog.at_level(logging.WARNING, logger="orgauth.db"):
+        await get_db.aclose()  # the rollback fails; it must not raise
+    with contextlib.suppress(Exception):
+        await busy
+    assert any("broken database connection" in r.getMessage() for r in caplog.records)
+    assert await ping(db) >= 0

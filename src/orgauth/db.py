@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import event, text
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,7 +42,32 @@ def create_engine(settings: OrgAuthSettings, **overrides: Any) -> AsyncEngine:
         },
     }
     options.update(overrides)
-    return create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "handle_error", _treat_stuck_connection_as_disconnect)
+    return engine
+
+
+def _treat_stuck_connection_as_disconnect(context: ExceptionContext) -> None:
+    """Have SQLAlchemy invalidate an asyncpg connection stuck mid-protocol.
+
+    A pooled connection whose server went away, or whose statement was interrupted, can be
+    left "in progress" ("cannot switch to state ...; another operation ... is in progress");
+    asyncpg then refuses every later use. Marking it a disconnect discards the connection
+    instead of handing it out again, and the request is answered as an outage (503), not a
+    500.
+    """
+    import asyncpg
+
+    original = context.original_exception
+    for error in (original, getattr(original, "__cause__", None)):
+        if isinstance(error, asyncpg.InternalClientError) or (
+            isinstance(error, asyncpg.InterfaceError) and _IN_PROGRESS in str(error)
+        ):
+            context.is_disconnect = True
+            return
+
+
+_IN_PROGRESS = "another operation is in progress"
 
 
 def _create_sqlite_engine(url: str, **overrides: Any) -> AsyncEngine:

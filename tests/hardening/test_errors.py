@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import make_settings
 from tests.hardening.conftest import AppClient
@@ -54,3 +57,32 @@ async def test_unexpected_exception_is_a_generic_500_with_security_headers(
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" in response.headers
     assert any("secret detail" in (r.exc_text or "") for r in caplog.records)
+
+
+async def _resource_failing_on_teardown() -> AsyncIterator[str]:
+    yield "ok"
+    raise RuntimeError("teardown failed: connection stuck")
+
+
+async def test_failure_in_teardown_after_a_complete_response_is_logged_not_raised(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A clean-up failure after the response (e.g. a broken connection's rollback) must not
+    make the server drop the keep-alive connection the client is about to reuse."""
+    app = create_app(make_settings(database_url, tmp_path))
+
+    @app.get("/teardown")
+    async def teardown(
+        value: Annotated[str, Depends(_resource_failing_on_teardown)],
+    ) -> dict[str, str]:
+        return {"value": value}
+
+    async with app.router.lifespan_context(app):
+        # raise_app_exceptions=True: an exception escaping the app fails this request.
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            with caplog.at_level(logging.ERROR, logger="orgauth.errors"):
+                response = await client.get("/teardown")
+    assert response.status_code == 200
+    assert response.json() == {"value": "ok"}
+    assert any("connection stuck" in (r.exc_text or "") for r in caplog.records)

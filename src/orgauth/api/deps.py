@@ -4,12 +4,15 @@
 shares one database session between ``current_user`` and the route that uses it.
 """
 
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
@@ -26,6 +29,22 @@ if TYPE_CHECKING:
 
 MAX_USER_AGENT_INPUT = 1024
 
+logger = logging.getLogger("orgauth.db")
+
+
+async def close_session(session: AsyncSession) -> None:
+    """Close a request's session; a connection that broke meanwhile is discarded, not raised.
+
+    The close runs after the response has been sent, so raising would only make the server
+    drop the client's keep-alive connection.
+    """
+    try:
+        await session.close()
+    except (DBAPIError, OSError) as exc:
+        logger.warning("discarding a broken database connection", extra={"error": repr(exc)})
+        with contextlib.suppress(Exception):
+            await session.invalidate()
+
 
 class Dependencies:
     """The dependencies of one OrgAuth: database session, client info and the principal."""
@@ -41,8 +60,11 @@ class Dependencies:
 
         async def default_get_db() -> AsyncIterator[AsyncSession]:
             """A database session for the duration of the request."""
-            async with auth.sessionmaker() as session:
+            session = auth.sessionmaker()
+            try:
                 yield session
+            finally:
+                await close_session(session)
 
         get_db = auth.session_dependency or default_get_db
 

@@ -161,12 +161,14 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = completed = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, completed
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                completed = True
             await send(message)
 
         try:
@@ -175,6 +177,10 @@ class UnhandledErrorMiddleware:
             logger.exception(
                 "unhandled error", extra={"path": scope.get("path"), "method": scope.get("method")}
             )
+            if completed:
+                # The client has its whole response (the failure was in clean-up after it,
+                # e.g. a dependency's teardown): keep the connection open for its next one.
+                return
             if started:
-                raise
+                raise  # a truncated response: the server must drop the connection
             await send_error(send, 500, ErrorCode.INTERNAL_ERROR, "An unexpected error occurred.")
