@@ -406,3 +406,42 @@ def test_router_is_built_once_per_instance(host_auth: OrgAuth) -> None:
     assert f"{API}/auth/login" in paths
     assert f"{API}/organizations/{{org_id}}/members" in paths
     assert all(path.startswith(API) for path in paths)
+
+
+async def test_install_serves_every_users_me_method_and_host_routes_keep_precedence(
+    db: AsyncEngine, host_auth: OrgAuth
+) -> None:
+    """install() puts GET /users/me and /health on the app's own router (fast matching);
+    that must not change what a host relies on: its routes registered before install()
+    still win, PATCH /users/me still reaches orgauth, and the schema lists each once."""
+    app = FastAPI(lifespan=host_auth.lifespan)
+
+    @app.get("/health")
+    async def host_health() -> dict[str, str]:
+        return {"owner": "host"}
+
+    host_auth.install(app)
+
+    async with running(app) as client:
+        account = await sign_up(client)
+        me = await client.get(f"{API}/users/me", headers=account.headers)
+        renamed = await client.patch(
+            f"{API}/users/me", json={"first_name": "Ada"}, headers=account.headers
+        )
+        anonymous = await client.get(f"{API}/users/me")
+        health = await client.get("/health")
+
+    assert me.status_code == 200
+    assert me.json()["email"] == account.email
+    assert renamed.status_code == 200
+    assert renamed.json()["first_name"] == "Ada"
+    assert (anonymous.status_code, error_code(anonymous)) == (401, "NOT_AUTHENTICATED")
+    assert health.json() == {"owner": "host"}
+    operations = [
+        (path, method)
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if path == f"{API}/users/me"
+    ]
+    assert sorted(operations) == [(f"{API}/users/me", "get"), (f"{API}/users/me", "patch")]
+    assert app.openapi()["paths"][f"{API}/users/me"]["get"]["security"] == [{"OrgAuthBearer": []}]

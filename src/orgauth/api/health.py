@@ -82,17 +82,26 @@ async def check_health(
 
 
 def build_health_router(auth: OrgAuth) -> APIRouter:
-    router = APIRouter(tags=["health"])
+    """A router with ``GET /health``, for apps that mount orgauth's routes themselves."""
+    router = APIRouter()
+    add_health_route(router, auth)
+    return router
+
+
+def add_health_route(router: APIRouter, auth: OrgAuth) -> None:
+    """Add ``GET /health`` to ``router`` (the app's own router, so probes stay cheap)."""
     coalescer = ProbeCoalescer()
 
-    @router.get(
-        "/health",
-        response_model=HealthResponse,
-        responses={503: {"model": HealthResponse, "description": "Database unreachable"}},
-        summary="Service health with a database probe",
-    )
     async def health() -> Any:
         status_code, report = await check_health(auth, coalescer)
         return JSONResponse(report, status_code=status_code)
 
-    return router
+    router.add_api_route(
+        "/health",
+        health,
+        methods=["GET"],
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "Database unreachable"}},
+        summary="Service health with a database probe",
+        tags=["health"],
+    )

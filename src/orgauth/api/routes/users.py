@@ -15,17 +15,40 @@ if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
 
 
-def build_users_router(auth: "OrgAuth") -> APIRouter:
+def add_profile_route(router: APIRouter, auth: "OrgAuth", path: str) -> None:
+    """Add ``GET <path>`` (my profile), the route clients call on every page view.
+
+    :meth:`OrgAuth.install` registers it on the app's own router, ahead of the included
+    orgauth router, so a request for it does not walk FastAPI's tree of included routers.
+    """
+    get_principal = auth.dependencies.get_principal
+
+    # One dependency level (the principal) instead of current_user -> principal -> bearer.
+    async def read_me(principal: Annotated[Principal, Depends(get_principal)]) -> Response:
+        # Serialised once here; FastAPI would otherwise validate the model a second time.
+        body = UserRead.model_validate(principal.user).model_dump_json()
+        return Response(body, media_type="application/json")
+
+    router.add_api_route(
+        path,
+        read_me,
+        methods=["GET"],
+        response_model=UserRead,
+        responses=errors(401),
+        summary="My profile",
+        tags=["users"],
+    )
+
+
+def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRouter:
+    """The /users routes; ``profile_route=False`` leaves out GET /users/me (added apart)."""
     deps = auth.dependencies
     router = APIRouter(prefix="/users", tags=["users"])
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     CurrentUser = Annotated[User, Depends(deps.current_user)]
 
-    @router.get("/me", response_model=UserRead, responses=errors(401), summary="My profile")
-    async def read_me(user: CurrentUser) -> Response:
-        # Serialised once here; FastAPI would otherwise validate the model a second time.
-        body = UserRead.model_validate(user).model_dump_json()
-        return Response(body, media_type="application/json")
+    if profile_route:
+        add_profile_route(router, auth, "/me")
 
     @router.patch(
         "/me", response_model=UserRead, responses=errors(401, 422), summary="Update my names"
