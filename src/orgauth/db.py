@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.expression import ClauseElement, Executable
-from sqlalchemy.util import greenlet_spawn
 
+from orgauth.hot_connections import connections_for
 from orgauth.settings import OrgAuthSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -156,20 +156,22 @@ class HotQuery:
 
         sql, positions = self._sql(engine)
         arguments = [params[name] for name in positions]
+        connections = connections_for(engine)
         try:
-            pooled = await engine.raw_connection()
+            pooled, since = await connections.acquire()
         except Exception as exc:  # refused, timed out, "the database system is starting up"
             if isinstance(exc, OSError) or is_outage_error(exc):
                 raise DatabaseUnavailableError(type(exc).__name__) from exc
             raise
+        result: Mapping[str, Any] | None = None
         try:
             driver = pooled.driver_connection
             assert driver is not None  # a checked-out connection always has one
             if fetch:
                 record = await driver.fetchrow(sql, *arguments)
-                return dict(record.items()) if record is not None else None
-            await driver.execute(sql, *arguments)
-            return None
+                result = dict(record.items()) if record is not None else None
+            else:
+                await driver.execute(sql, *arguments)
         except (
             asyncpg.InterfaceError,
             # An idle pooled connection that the server just closed (e.g. shutdown) can be
@@ -178,17 +180,21 @@ class HotQuery:
             asyncpg.PostgresConnectionError,
             OSError,
         ) as exc:
-            # Never hand a broken connection out again (closing it awaits: greenlet).
-            await greenlet_spawn(pooled.invalidate, exc)
+            # Never hand a broken connection out again.
+            await connections.discard(pooled, exc)
             raise DatabaseUnavailableError(type(exc).__name__) from exc
         except asyncpg.PostgresError as exc:  # e.g. "terminating connection: shutdown"
             if not is_outage_error(exc):
+                await connections.release(pooled, since)
                 raise
-            await greenlet_spawn(pooled.invalidate, exc)
+            await connections.discard(pooled, exc)
             raise DatabaseUnavailableError(type(exc).__name__) from exc
-        finally:
-            # Returning it may close an overflow connection, which awaits the driver.
-            await greenlet_spawn(pooled.close)
+        except BaseException:
+            # Cancelled mid-statement (the client went away): the protocol state is unknown.
+            await connections.discard(pooled, None)
+            raise
+        await connections.release(pooled, since)
+        return result
 
 
 # SQLSTATEs meaning the database cannot serve anyone right now (rather than "this query

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
 from orgauth.errors import OrgAuthError
 from orgauth.hooks import Hooks
+from orgauth.hot_connections import close_hot_connections, open_hot_connections
 from orgauth.models import Membership, OrgRole, User
 from orgauth.security.devices import parse_user_agent
 from orgauth.security.passwords import PasswordHasher, WeakPasswordError
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from orgauth.api.deps import Dependencies
 
 logger = logging.getLogger("orgauth")
+#: Upper bound on connections kept checked out for the per-request query.
+MAX_HOT_CONNECTIONS = 8
 
 
 async def _errors_without_install(request: Request) -> AsyncIterator[None]:
@@ -91,6 +95,7 @@ class OrgAuth:
             else self.settings.session_prune_interval_seconds
         )
         self._prune_task: asyncio.Task[None] | None = None
+        self._hot_connections_open = False
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
         self.hooks = Hooks()
         self.rate_limiter = RateLimiter(self.settings)
@@ -135,6 +140,17 @@ class OrgAuth:
             email=self.email_sender,
         )
 
+    def _hot_connection_count(self) -> int:
+        """How many connections the per-request statements keep at hand (0: none).
+
+        Only for PostgreSQL with a sized pool (not, say, a host's NullPool), and at most
+        half of the pool so the ORM sessions always have their share.
+        """
+        pool = self.engine.sync_engine.pool
+        if self.engine.dialect.name != "postgresql" or not isinstance(pool, QueuePool):
+            return 0
+        return max(1, min(MAX_HOT_CONNECTIONS, pool.size() // 2))
+
     @cached_property
     def dependencies(self) -> Dependencies:
         from orgauth.api.deps import Dependencies
@@ -148,6 +164,10 @@ class OrgAuth:
         _ = self.access_tokens  # create/read the development key before serving
         parse_user_agent("Mozilla/5.0")  # load the parser's rules now, not in a request
         await self._create_first_superuser()
+        hot_count = self._hot_connection_count()
+        if hot_count:
+            open_hot_connections(self.engine, max_idle=hot_count)
+            self._hot_connections_open = True
         if self._prune_interval:
             self._prune_task = asyncio.create_task(self._prune_periodically(self._prune_interval))
 
@@ -159,6 +179,9 @@ class OrgAuth:
                 await self._prune_task
             self._prune_task = None
         self.passwords.close()
+        if self._hot_connections_open:
+            self._hot_connections_open = False
+            await close_hot_connections(self.engine)
         if self._engine is not None and self._owns_engine:
             await self._engine.dispose()
             self._engine = None
@@ -223,7 +246,7 @@ class OrgAuth:
         """
         return self._build_router(guarded=True)
 
-    def _build_router(self, *, guarded: bool) -> APIRouter:
+    def _build_router(self, *, guarded: bool, profile_route: bool = True) -> APIRouter:
         from orgauth.api.routes.admin import build_admin_router
         from orgauth.api.routes.auth import build_auth_router
         from orgauth.api.routes.organizations import build_organizations_router
@@ -235,7 +258,7 @@ class OrgAuth:
             dependencies=[Depends(_errors_without_install)] if guarded else [],
         )
         # Routes are matched in order: the per-request one (/users/me) comes first.
-        router.include_router(build_users_router(self))
+        router.include_router(build_users_router(self, profile_route=profile_route))
         router.include_router(build_sessions_router(self))
         router.include_router(build_auth_router(self))
         router.include_router(build_organizations_router(self))
@@ -253,20 +276,24 @@ class OrgAuth:
         """Add orgauth to ``app``: routes under ``API_PREFIX``, error handling, the body
         limit, security headers (SPEC §4.7) and CORS for ``BACKEND_CORS_ORIGINS``."""
         from orgauth.api.errors import install_error_handlers
-        from orgauth.api.health import build_health_router
+        from orgauth.api.health import add_health_route
         from orgauth.api.middleware import (
             BodyLimitMiddleware,
             SecurityHeadersMiddleware,
             StrictCORSMiddleware,
             UnhandledErrorMiddleware,
         )
+        from orgauth.api.routes.users import add_profile_route
         from orgauth.security.headers import SecurityHeaders
 
         install_error_handlers(app)
+        # The per-request routes go on the app's own router: FastAPI then matches them
+        # without walking its tree of included routers (a measurable cost per request).
         if include_health:
-            app.include_router(build_health_router(self))
+            add_health_route(app.router, self)
+        add_profile_route(app.router, self, f"{self.settings.api_prefix}/users/me")
         # install() registers the error handlers itself: no per-request guard needed.
-        app.include_router(self._build_router(guarded=False))
+        app.include_router(self._build_router(guarded=False, profile_route=False))
         app.add_middleware(UnhandledErrorMiddleware)
         app.add_middleware(BodyLimitMiddleware)
         origins = self.settings.backend_cors_origins
