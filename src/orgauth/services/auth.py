@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -93,6 +93,22 @@ async def register(
     return user
 
 
+# Prebuilt (login runs on the core that also does bcrypt): only the parameters change.
+_USER_BY_EMAIL = select(User).where(col(User.email) == bindparam("email"))
+_RECORD_LOGIN = (
+    update(User)
+    .where(col(User.id) == bindparam("user_id"))
+    .values(last_login_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_SET_PASSWORD_HASH = (
+    update(User)
+    .where(col(User.id) == bindparam("user_id"))
+    .values(hashed_password=bindparam("hashed"))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def login(
     db: AsyncSession, ctx: AuthContext, *, email: str, password: str, client: ClientInfo
 ) -> IssuedTokens:
@@ -107,7 +123,7 @@ async def login(
         normalized = None
     user = None
     if normalized is not None:
-        user = (await db.execute(select(User).where(col(User.email) == normalized))).scalar()
+        user = (await db.execute(_USER_BY_EMAIL, {"email": normalized})).scalar()
     await db.commit()  # end the read transaction before the slow hash
 
     if user is None or not user.is_active:
@@ -124,15 +140,10 @@ async def login(
         raise _invalid_credentials()
 
     now = utcnow()
-    values: dict[str, object] = {"last_login_at": now}
     if ctx.passwords.needs_rehash(user.hashed_password):
-        values["hashed_password"] = await ctx.passwords.hash(password)
-    await db.execute(
-        update(User)
-        .where(col(User.id) == user.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+        rehashed = await ctx.passwords.hash(password)
+        await db.execute(_SET_PASSWORD_HASH, {"user_id": user.id, "hashed": rehashed})
+    await db.execute(_RECORD_LOGIN, {"user_id": user.id, "now": now})
     issued = await sessions.start_session(db, ctx, user=user, client=client)
     await db.commit()
     audit("login.success", user_id=user.id, session_id=issued.session_id, ip=client.ip)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, bindparam, func, select, update
+from sqlalchemy import CursorResult, and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import manager_of_class
@@ -71,40 +71,50 @@ def _rowcount(result: object) -> int:
 async def start_session(
     db: AsyncSession, ctx: AuthContext, *, user: User, client: ClientInfo
 ) -> IssuedTokens:
-    """Create a session with device details and its first refresh token (caller commits)."""
+    """Create a session with device details and its first refresh token (caller commits).
+
+    Plain INSERTs (no ORM unit of work): this runs on every login, on the core that also
+    does the bcrypt work.
+    """
     now = utcnow()
     device = parse_user_agent(client.user_agent)
-    session = UserSession(
-        user_id=user.id,
-        device_name=device.device_name,
-        device_type=device.device_type,
-        browser=device.browser,
-        os=device.os,
-        ip_address=client.ip,
-        user_agent=device.user_agent,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + ctx.session_lifetime,
+    session_id = uuid.uuid4()
+    expires_at = now + ctx.session_lifetime
+    await db.execute(
+        _INSERT_SESSION,
+        {
+            "id": session_id,
+            "user_id": user.id,
+            "device_name": device.device_name,
+            "device_type": device.device_type,
+            "browser": device.browser,
+            "os": device.os,
+            "ip_address": client.ip,
+            "user_agent": device.user_agent,
+            "created_at": now,
+            "last_used_at": now,
+            "expires_at": expires_at,
+        },
     )
-    db.add(session)
-    await db.flush()
-    refresh = _add_refresh_token(db, ctx, session_id=session.id, session_expires=session.expires_at)
-    access, expires_in = ctx.access_tokens.issue(user_id=user.id, session_id=session.id)
-    return IssuedTokens(access, refresh, expires_in, user, session.id)
+    refresh = await _add_refresh_token(db, ctx, session_id=session_id, session_expires=expires_at)
+    access, expires_in = ctx.access_tokens.issue(user_id=user.id, session_id=session_id)
+    return IssuedTokens(access, refresh, expires_in, user, session_id)
 
 
-def _add_refresh_token(
+async def _add_refresh_token(
     db: AsyncSession, ctx: AuthContext, *, session_id: uuid.UUID, session_expires: datetime
 ) -> str:
     now = utcnow()
     token = new_refresh_token()
-    db.add(
-        RefreshToken(
-            session_id=session_id,
-            token_hash=hash_token(token),
-            created_at=now,
-            expires_at=min(now + ctx.refresh_lifetime, session_expires),
-        )
+    await db.execute(
+        _INSERT_REFRESH_TOKEN,
+        {
+            "id": uuid.uuid4(),
+            "session_id": session_id,
+            "token_hash": hash_token(token),
+            "created_at": now,
+            "expires_at": min(now + ctx.refresh_lifetime, session_expires),
+        },
     )
     return token
 
@@ -147,7 +157,9 @@ async def rotate_refresh_token(db: AsyncSession, ctx: AuthContext, *, token: str
         await db.rollback()
         raise _invalid_refresh()
     user, session = row
-    refresh = _add_refresh_token(db, ctx, session_id=session.id, session_expires=session.expires_at)
+    refresh = await _add_refresh_token(
+        db, ctx, session_id=session.id, session_expires=session.expires_at
+    )
     session.last_used_at = now
     await db.commit()
     access, expires_in = ctx.access_tokens.issue(user_id=user.id, session_id=session.id)
@@ -185,6 +197,10 @@ async def _handle_unusable_token(
 
 _users = User.__table__  # type: ignore[attr-defined]
 _sessions = UserSession.__table__  # type: ignore[attr-defined]
+_refresh_tokens = RefreshToken.__table__  # type: ignore[attr-defined]
+# Prebuilt: executed with a parameter dict, so SQLAlchemy's statement cache key is cheap.
+_INSERT_SESSION = insert(_sessions)
+_INSERT_REFRESH_TOKEN = insert(_refresh_tokens)
 # Built once: per request only the parameters change (see orgauth.db.HotQuery).
 _AUTHENTICATE = HotQuery(
     select(*_users.c, _sessions.c.last_used_at.label("session_last_used_at"))
