@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
 from orgauth.models import Membership, OrgRole, User
 from orgauth.services import organizations as org_service
+from orgauth.services.permissions import require_superuser
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -36,10 +36,7 @@ def get_orgauth(request: Request) -> OrgAuth:
 
 
 async def _user(request: Request, token: str | None) -> User:
-    if not token:
-        raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
-    auth = get_orgauth(request)
-    principal = await auth.dependencies.principal_from_token(token)
+    principal = await get_orgauth(request).dependencies.principal_from_token(token)
     return principal.user
 
 
@@ -55,10 +52,7 @@ async def optional_user(request: Request, token: Token) -> User | None:
 
 async def current_superuser(user: Annotated[User, Depends(current_user)]) -> User:
     """The authenticated user when a superuser (403 otherwise)."""
-    if not user.is_superuser:
-        raise PermissionDeniedError(
-            "Superuser privileges are required.", code=ErrorCode.SUPERUSER_REQUIRED
-        )
+    require_superuser(user.is_superuser)
     return user
 
 

@@ -15,13 +15,14 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orgauth.errors import AuthenticationError, ErrorCode, PermissionDeniedError
+from orgauth.errors import AuthenticationError, ErrorCode
 from orgauth.models import Membership, OrgRole, User
 from orgauth.security.network import TrustedProxies
 from orgauth.security.tokens import InvalidTokenError
 from orgauth.services import organizations as org_service
 from orgauth.services import sessions
 from orgauth.services.context import ClientInfo
+from orgauth.services.permissions import require_superuser
 from orgauth.services.sessions import Principal
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ class Dependencies:
                 user_agent=user_agent[:MAX_USER_AGENT_INPUT] if user_agent else None,
             )
 
-        async def _principal_from_token(token: str) -> Principal:
+        async def _principal_from_token(token: str | None) -> Principal:
+            if not token:
+                raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
             try:
                 claims = auth.access_tokens.verify(token)
             except InvalidTokenError:
@@ -96,8 +99,6 @@ class Dependencies:
 
         async def get_principal(token: Annotated[str | None, Depends(bearer)]) -> Principal:
             """The authenticated caller and session, or 401."""
-            if not token:
-                raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
             return await _principal_from_token(token)
 
         async def current_user(principal: Annotated[Principal, Depends(get_principal)]) -> User:
@@ -112,10 +113,7 @@ class Dependencies:
 
         async def current_superuser(user: Annotated[User, Depends(current_user)]) -> User:
             """The authenticated user when a superuser (403 otherwise)."""
-            if not user.is_superuser:
-                raise PermissionDeniedError(
-                    "Superuser privileges are required.", code=ErrorCode.SUPERUSER_REQUIRED
-                )
+            require_superuser(user.is_superuser)
             return user
 
         self._role_dependencies: dict[OrgRole, Callable[..., Awaitable[Membership]]] = {}

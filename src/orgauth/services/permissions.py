@@ -114,3 +114,11 @@ def authorize(
 def role_at_least(actual: OrgRole, required: OrgRole) -> bool:
     """Role hierarchy: owner > admin > member."""
     return actual.rank >= required.rank
+
+
+def require_superuser(is_superuser: bool) -> None:
+    """The admin API's one rule: superusers only (403 ``SUPERUSER_REQUIRED``)."""
+    if not is_superuser:
+        raise PermissionDeniedError(
+            "Superuser privileges are required.", code=ErrorCode.SUPERUSER_REQUIRED
+        )
