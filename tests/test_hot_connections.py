@@ -190,3 +190,15 @@ def test_an_engine_without_a_running_orgauth_checks_out_directly() -> None:
         OrgAuthSettings(_env_file=None, database_url="postgresql://app@db.invalid/app")  # type: ignore[call-arg]
     )
     assert not isinstance(connections_for(engine), HotConnections)
+
+
+@pytest.mark.parametrize(
+    ("pool_size", "kept"), [(1, 0), (2, 1), (3, 1), (10, 5), (20, 8), (100, 8)]
+)
+def test_at_most_half_the_pool_is_kept_and_none_of_a_pool_of_one(
+    tmp_path: Path, pool_size: int, kept: int
+) -> None:
+    settings = make_settings(
+        "postgresql://app@db.invalid/app", tmp_path, db_pool_size=pool_size, db_max_overflow=0
+    )
+    assert OrgAuth(settings)._hot_connection_count() == kept

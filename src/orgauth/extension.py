@@ -144,12 +144,13 @@ class OrgAuth:
         """How many connections the per-request statements keep at hand (0: none).
 
         Only for PostgreSQL with a sized pool (not, say, a host's NullPool), and at most
-        half of the pool so the ORM sessions always have their share.
+        half of the pool (rounded down: none with a pool of one) so the ORM sessions always
+        have their share.
         """
         pool = self.engine.sync_engine.pool
         if self.engine.dialect.name != "postgresql" or not isinstance(pool, QueuePool):
             return 0
-        return max(1, min(MAX_HOT_CONNECTIONS, pool.size() // 2))
+        return min(MAX_HOT_CONNECTIONS, pool.size() // 2)
 
     @cached_property
     def dependencies(self) -> Dependencies:
