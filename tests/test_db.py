@@ -129,8 +129,8 @@ async def _stick_connection(session: AsyncSession) -> asyncio.Task[Any]:
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    busy = asyncio.create_task(driver.fetch("SELECT pg_sleep(0.3)"))
-    await asyncio.sleep(0.05)  # the statement is now on the wire
+    busy = asyncio.create_task(driver.fetch("SELECT pg_sleep(30)"))
+    await asyncio.sleep(0.05)  # sent; invalidating the connection ends it early
     return busy
 
 
@@ -148,7 +148,8 @@ async def test_a_stuck_postgresql_connection_is_an_outage_and_is_discarded(
         await session.rollback()
     with contextlib.suppress(Exception):
         await busy
-    assert await ping(db) >= 0
+    assert await ping(db) >= 0  # the pool hands out a working connection
+    assert db.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(not is_postgres_run(), reason="asyncpg protocol state")
@@ -164,4 +165,5 @@ async def test_request_session_teardown_survives_a_stuck_connection(
     with contextlib.suppress(Exception):
         await busy
     assert any("broken database connection" in r.getMessage() for r in caplog.records)
-    assert await ping(db) >= 0
+    assert await ping(db) >= 0  # the pool hands out a working connection
+    assert db.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

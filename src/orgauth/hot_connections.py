@@ -8,11 +8,11 @@ requests in a small LIFO list:
 
 * at most ``max_idle`` wait there; more concurrent statements check out of the pool as
   usual, so the pool's size and overflow still bound the total;
-* a connection goes back to the pool after :data:`HOLD_SECONDS`, so the pool's recycling
-  and its sharing with the ORM sessions keep working;
+* a connection goes back to the pool on its first use after :data:`HOLD_SECONDS` out of
+  it, so the pool's recycling and its sharing with the ORM sessions keep working;
 * a connection that failed, or whose statement was interrupted (a cancelled request), is
-  invalidated, and a database outage discards every idle one: none is ever reused in an
-  unknown state;
+  invalidated, one the server closed while idle is dropped before reuse, and a database
+  outage discards every idle one: none is ever reused in an unknown state;
 * :func:`close_hot_connections` (the lifespan's shutdown) returns them all before the
   engine is disposed.
 
@@ -21,13 +21,16 @@ Without a registration (the CLI, scripts) every statement checks out of the pool
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable
 
 from sqlalchemy.engine.interfaces import PoolProxiedConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 HOLD_SECONDS = 30.0
+logger = logging.getLogger("orgauth.db")
 
 
 class DirectConnections:
@@ -46,11 +49,11 @@ class DirectConnections:
         await greenlet_spawn(pooled.close)
 
     async def discard(self, pooled: PoolProxiedConnection, error: BaseException | None) -> None:
-        """Throw away a connection in an unknown or broken state."""
+        """Throw away a connection in an unknown or broken state (never raises)."""
         try:
-            await greenlet_spawn(pooled.invalidate, error)
+            await _quietly(greenlet_spawn(pooled.invalidate, error))
         finally:
-            await greenlet_spawn(pooled.close)
+            await _quietly(greenlet_spawn(pooled.close))
 
 
 class HotConnections(DirectConnections):
@@ -68,8 +71,17 @@ class HotConnections(DirectConnections):
         return len(self._idle)
 
     async def acquire(self) -> tuple[PoolProxiedConnection, float]:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            pooled, since = self._idle.pop()
+            driver = pooled.driver_connection
+            if driver is None or driver.is_closed():
+                # The server closed it while idle (restart, idle timeout): never hand it out.
+                await super().discard(pooled, None)
+            elif time.monotonic() - since >= HOLD_SECONDS:
+                # Held long enough: back to the pool, whose recycling then applies.
+                await _quietly(super().release(pooled, since))
+            else:
+                return pooled, since
         return await super().acquire()
 
     async def release(self, pooled: PoolProxiedConnection, since: float) -> None:
@@ -94,12 +106,20 @@ class HotConnections(DirectConnections):
         self._closed = True
         idle, self._idle = self._idle, []
         for pooled, since in idle:
-            await super().release(pooled, since)
+            await _quietly(super().release(pooled, since))
 
     async def _invalidate_idle(self, error: BaseException) -> None:
         idle, self._idle = self._idle, []
         for pooled, _ in idle:
             await super().discard(pooled, error)
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    """Run a clean-up step; its failure is logged, never raised over the real outcome."""
+    try:
+        await step
+    except Exception as exc:
+        logger.warning("could not clean up a database connection", extra={"error": repr(exc)})
 
 
 _REGISTRY: dict[int, HotConnections] = {}

@@ -282,15 +282,19 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
     source = (ROOT / "docker-compose.yml").read_text()
     assert re.search(r"^name: orgauth$", source, flags=re.MULTILINE)
     checked = ROOT / f".compose-check-{secrets.token_hex(4)}.yml"  # same dir: build context
-    checked.write_text(re.sub(r"^name: .*\n", "", source, flags=re.MULTILINE))
+    # Not the developer's .env beside the compose file: only what is passed here counts.
+    no_env_file = tmp_path / "empty.env"
+    no_env_file.touch()
     environment = {
         "PATH": os.environ["PATH"],
         "ORGAUTH_DB_PASSWORD": "db-password-for-the-check",
         "ORGAUTH_SECRET_KEY": secrets.token_urlsafe(48),
     }
+    command = [DOCKER_COMPOSE, "--env-file", str(no_env_file), "-f", str(checked), "config"]
     try:
+        checked.write_text(re.sub(r"^name: .*\n", "", source, flags=re.MULTILINE))
         result = subprocess.run(
-            [DOCKER_COMPOSE, "-f", str(checked), "config"],
+            command,
             capture_output=True,
             text=True,
             env=environment,
@@ -299,7 +303,7 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
             check=False,
         )
         missing = subprocess.run(
-            [DOCKER_COMPOSE, "-f", str(checked), "config"],
+            command,
             capture_output=True,
             text=True,
             env={"PATH": os.environ["PATH"]},
@@ -308,7 +312,7 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
             check=False,
         )
     finally:
-        checked.unlink()
+        checked.unlink(missing_ok=True)
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert set(resolved["services"]) == {"postgres", "redis", "migrate", "orgauth"}
