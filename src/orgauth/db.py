@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
@@ -15,9 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
-from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from orgauth.hot_connections import connections_for
+from orgauth.data.statements import FixedStatement
 from orgauth.settings import OrgAuthSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -102,99 +100,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 async def ping(engine: AsyncEngine) -> float:
-    """Run a trivial query; return its round-trip latency in milliseconds."""
-    started = time.perf_counter()
-    await _PING.fetch_one(engine, {})
-    return (time.perf_counter() - started) * 1000
+    """Run a trivial query; return its round-trip latency in milliseconds.
 
-
-class HotQuery:
-    """A fixed statement for the per-request hot paths, run with the least overhead.
-
-    On PostgreSQL the statement is compiled once and run directly on the pooled asyncpg
-    connection (one round trip, no transaction, no SQLAlchemy result machinery); elsewhere
-    it runs through SQLAlchemy Core in autocommit mode. Connection failures surface as
-    :class:`DatabaseUnavailableError` (answered with 503), never as a raw driver error.
+    With an autocommit engine (:func:`orgauth.data.statements.autocommit_engine`) that is a
+    single round trip.
     """
-
-    def __init__(self, statement: Executable) -> None:
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-    def _sql(self, engine: AsyncEngine) -> tuple[str, tuple[str, ...]]:
-        key = engine.dialect.name
-        if key not in self._compiled:
-            compiled = cast(ClauseElement, self.statement).compile(dialect=engine.dialect)
-            positions = getattr(compiled, "positiontup", None) or ()
-            self._compiled[key] = (str(compiled), tuple(positions))
-        return self._compiled[key]
-
-    async def fetch_one(
-        self, engine: AsyncEngine, params: dict[str, Any]
-    ) -> Mapping[str, Any] | None:
-        """The first row as a mapping, or None."""
-        if engine.dialect.name != "postgresql":
-            async with engine.connect() as connection:
-                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                row = (await connection.execute(self.statement, params)).first()
-                return dict(row._mapping) if row is not None else None
-        return await self._run_asyncpg(engine, params, fetch=True)
-
-    async def execute(self, engine: AsyncEngine, params: dict[str, Any]) -> None:
-        """Run a write in its own autocommitted statement."""
-        if engine.dialect.name != "postgresql":
-            async with engine.connect() as connection:
-                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await connection.execute(self.statement, params)
-            return
-        await self._run_asyncpg(engine, params, fetch=False)
-
-    async def _run_asyncpg(
-        self, engine: AsyncEngine, params: dict[str, Any], *, fetch: bool
-    ) -> Mapping[str, Any] | None:
-        import asyncpg
-
-        sql, positions = self._sql(engine)
-        arguments = [params[name] for name in positions]
-        connections = connections_for(engine)
-        try:
-            pooled, since = await connections.acquire()
-        except Exception as exc:  # refused, timed out, "the database system is starting up"
-            if isinstance(exc, OSError) or is_outage_error(exc):
-                raise DatabaseUnavailableError(type(exc).__name__) from exc
-            raise
-        result: Mapping[str, Any] | None = None
-        try:
-            driver = pooled.driver_connection
-            assert driver is not None  # a checked-out connection always has one
-            if fetch:
-                record = await driver.fetchrow(sql, *arguments)
-                result = dict(record.items()) if record is not None else None
-            else:
-                await driver.execute(sql, *arguments)
-        except (
-            asyncpg.InterfaceError,
-            # An idle pooled connection that the server just closed (e.g. shutdown) can be
-            # stuck mid-protocol: "cannot switch to state ...; another operation ...".
-            asyncpg.InternalClientError,
-            asyncpg.PostgresConnectionError,
-            OSError,
-        ) as exc:
-            # Never hand a broken connection out again.
-            await connections.discard(pooled, exc)
-            raise DatabaseUnavailableError(type(exc).__name__) from exc
-        except asyncpg.PostgresError as exc:  # e.g. "terminating connection: shutdown"
-            if not is_outage_error(exc):
-                await connections.release(pooled, since)
-                raise
-            await connections.discard(pooled, exc)
-            raise DatabaseUnavailableError(type(exc).__name__) from exc
-        except BaseException:
-            # Cancelled mid-statement (the client went away): the protocol state is unknown.
-            await connections.discard(pooled, None)
-            raise
-        await connections.release(pooled, since)
-        return result
+    started = time.perf_counter()
+    await _PING.first(engine, {})
+    return (time.perf_counter() - started) * 1000
 
 
 # SQLSTATEs meaning the database cannot serve anyone right now (rather than "this query
@@ -209,8 +122,4 @@ def is_outage_error(exc: BaseException | None) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES)
 
 
-class DatabaseUnavailableError(ConnectionError):
-    """The database could not be reached (mapped to 503 by the API)."""
-
-
-_PING = HotQuery(text("SELECT 1"))
+_PING = FixedStatement(text("SELECT 1"))

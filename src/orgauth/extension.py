@@ -17,27 +17,25 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import QueuePool
 
+from orgauth.data.statements import autocommit_engine
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
 from orgauth.errors import OrgAuthError
 from orgauth.hooks import Hooks
-from orgauth.hot_connections import close_hot_connections, open_hot_connections
 from orgauth.models import Membership, OrgRole, User
 from orgauth.security.devices import parse_user_agent
 from orgauth.security.passwords import PasswordHasher, WeakPasswordError
-from orgauth.security.ratelimit import RateLimiter, RouteLimits
+from orgauth.security.ratelimit import AccountLimits, RateLimiter
 from orgauth.security.tokens import AccessTokenCodec
 from orgauth.services.context import AuthContext
 from orgauth.settings import OrgAuthSettings, load_settings
 
 if TYPE_CHECKING:
     from orgauth.api.deps import Dependencies
+    from orgauth.api.limits import RouteLimits
 
 logger = logging.getLogger("orgauth")
-#: Upper bound on connections kept checked out for the per-request query.
-MAX_HOT_CONNECTIONS = 8
 
 
 async def _errors_without_install(request: Request) -> AsyncIterator[None]:
@@ -95,11 +93,11 @@ class OrgAuth:
             else self.settings.session_prune_interval_seconds
         )
         self._prune_task: asyncio.Task[None] | None = None
-        self._hot_connections_open = False
+        self._autocommit_engine: AsyncEngine | None = None
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
         self.hooks = Hooks()
         self.rate_limiter = RateLimiter(self.settings)
-        self.limits = RouteLimits(self.settings, self.rate_limiter)
+        self.account_limits = AccountLimits(self.settings, self.rate_limiter)
 
     # --- resources -----------------------------------------------------------------
 
@@ -109,6 +107,20 @@ class OrgAuth:
         if self._engine is None:
             self._engine = create_engine(self.settings)
         return self._engine
+
+    @property
+    def autocommit_engine(self) -> AsyncEngine:
+        """The engine in autocommit mode (same pool), for the single-statement hot paths."""
+        if self._autocommit_engine is None or self._autocommit_engine.pool is not self.engine.pool:
+            self._autocommit_engine = autocommit_engine(self.engine)
+        return self._autocommit_engine
+
+    @cached_property
+    def limits(self) -> RouteLimits:
+        """The per-IP rate-limit dependencies of the limited routes."""
+        from orgauth.api.limits import RouteLimits
+
+        return RouteLimits(self.settings, self.rate_limiter)
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -138,19 +150,9 @@ class OrgAuth:
             passwords=self.passwords,
             access_tokens=self.access_tokens,
             email=self.email_sender,
+            hooks=self.hooks,
+            account_limits=self.account_limits,
         )
-
-    def _hot_connection_count(self) -> int:
-        """How many connections the per-request statements keep at hand (0: none).
-
-        Only for PostgreSQL with a sized pool (not, say, a host's NullPool), and at most
-        half of the pool (rounded down: none with a pool of one) so the ORM sessions always
-        have their share.
-        """
-        pool = self.engine.sync_engine.pool
-        if self.engine.dialect.name != "postgresql" or not isinstance(pool, QueuePool):
-            return 0
-        return min(MAX_HOT_CONNECTIONS, pool.size() // 2)
 
     @cached_property
     def dependencies(self) -> Dependencies:
@@ -165,10 +167,6 @@ class OrgAuth:
         _ = self.access_tokens  # create/read the development key before serving
         parse_user_agent("Mozilla/5.0")  # load the parser's rules now, not in a request
         await self._create_first_superuser()
-        hot_count = self._hot_connection_count()
-        if hot_count:
-            open_hot_connections(self.engine, max_idle=hot_count)
-            self._hot_connections_open = True
         if self._prune_interval:
             self._prune_task = asyncio.create_task(self._prune_periodically(self._prune_interval))
 
@@ -180,9 +178,6 @@ class OrgAuth:
                 await self._prune_task
             self._prune_task = None
         self.passwords.close()
-        if self._hot_connections_open:
-            self._hot_connections_open = False
-            await close_hot_connections(self.engine)
         if self._engine is not None and self._owns_engine:
             await self._engine.dispose()
             self._engine = None

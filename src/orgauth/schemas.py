@@ -13,14 +13,14 @@ from typing import Annotated, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from orgauth.models import (
+from orgauth.lengths import (
     DESCRIPTION_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
     ORG_NAME_MAX_LENGTH,
     SLUG_MAX_LENGTH,
-    OrgRole,
 )
+from orgauth.models import OrgRole
 from orgauth.validation import normalize_email
 
 # Passwords are bounded here only to keep hostile bodies cheap; the policy (8..128
@@ -144,7 +144,11 @@ class RevokedResponse(BaseModel):
 # --- sessions ----------------------------------------------------------------------
 
 
-class SessionRead(BaseModel):
+class SessionBase(BaseModel):
+    """A signed-in device, as its owner and the admin API see it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     device_name: str | None
     device_type: str | None
@@ -154,6 +158,9 @@ class SessionRead(BaseModel):
     created_at: datetime
     last_used_at: datetime
     expires_at: datetime
+
+
+class SessionRead(SessionBase):
     is_current: bool
 
 
@@ -336,17 +343,8 @@ class BulkActionResult(BaseModel):
     skipped_ids: list[uuid.UUID]
 
 
-class AdminSessionRead(BaseModel):
-    id: uuid.UUID
+class AdminSessionRead(SessionBase):
     user_id: uuid.UUID
-    device_name: str | None
-    device_type: str | None
-    browser: str | None
-    os: str | None
-    ip_address: str | None
-    created_at: datetime
-    last_used_at: datetime
-    expires_at: datetime
     revoked_at: datetime | None
     is_active: bool
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from orgauth.models import EMAIL_MAX_LENGTH
+from orgauth.lengths import EMAIL_MAX_LENGTH
 
 
 class InvalidEmailError(ValueError):

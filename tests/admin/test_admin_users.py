@@ -1,4 +1,4 @@
-"""/admin/users (SPEC §3.6): list, create, read, update, delete, bulk actions."""
+"""/admin/users (docs/API.md): list, create, read, update, delete, bulk actions."""
 
 from __future__ import annotations
 
@@ -612,6 +612,49 @@ async def test_bulk_delete_respects_the_last_owner_rule(
     assert not {roled_org.member.id, loner.id, plain} & remaining
     assert await factory.organization_row(uuid.UUID(solo["id"])) is None
     assert await factory.organization_row(roled_org.id) is not None
+
+
+async def test_bulk_delete_of_every_owner_of_an_organization_with_members_keeps_them(
+    client: httpx.AsyncClient, factory: Factory, superuser: Account, roled_org: RoledOrg
+) -> None:
+    co_owner = roled_org.outsider
+    await factory.add_membership(roled_org.id, co_owner.id, OrgRole.OWNER)
+    ids = [roled_org.owner.id, co_owner.id]  # each alone would be fine; together, not
+
+    response = await client.post(
+        BULK,
+        json={"action": "delete", "user_ids": [str(i) for i in ids]},
+        headers=superuser.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["affected"] == 0
+    assert set(response.json()["skipped_ids"]) == {str(i) for i in ids}
+    assert await factory.owner_count(roled_org.id) == 2
+    assert len(await factory.roles(roled_org.id)) == 4
+
+
+async def test_bulk_delete_keeps_the_organizations_of_an_owner_it_keeps_back(
+    client: httpx.AsyncClient, factory: Factory, superuser: Account, roled_org: RoledOrg
+) -> None:
+    # The owner of roled_org is kept back (its admin and member stay); a second
+    # organization of that owner, whose only other member is deleted in the same batch,
+    # keeps its owner and so must not be deleted as empty.
+    owner = roled_org.owner
+    side = await factory.organization(owner, name="Side project")
+    helper = await factory.account()
+    await factory.add_membership(uuid.UUID(side["id"]), helper.id, OrgRole.MEMBER)
+
+    response = await client.post(
+        BULK,
+        json={"action": "delete", "user_ids": [str(owner.id), str(helper.id)]},
+        headers=superuser.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"affected": 1, "skipped_ids": [str(owner.id)]}
+    assert await factory.organization_row(uuid.UUID(side["id"])) is not None
+    assert await factory.roles(uuid.UUID(side["id"])) == {owner.id: "owner"}
 
 
 async def test_bulk_with_only_the_caller_affects_nobody(

@@ -1,4 +1,4 @@
-"""POST /auth/password-reset/request and /confirm (SPEC §3.2, §4.4, §4.6)."""
+"""POST /auth/password-reset/request and /confirm (docs/API.md, docs/SECURITY.md)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import PasswordResetToken, User, UserSession, utcnow
@@ -358,3 +359,90 @@ async def test_concurrent_confirms_with_one_token_succeed_exactly_once(
     loser = OTHER_PASSWORD if chosen == NEW_PASSWORD else NEW_PASSWORD
     assert (await login(client, session.email, chosen)).status_code == 200
     assert_error(await login(client, session.email, loser), 401, "INVALID_CREDENTIALS")
+
+
+class ResponseStartMarker:
+    """ASGI wrapper recording which SQL statements ran before the response was started."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = False
+        self.before_response: list[str] = []
+        self.after_response: list[str] = []
+        engine = app.state.orgauth.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        (self.after_response if self.started else self.before_response).append(statement)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.started = False
+        self.before_response, self.after_response = [], []
+
+        async def marking_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.started = True
+            await send(message)
+
+        await self.app(scope, receive, marking_send)
+
+
+async def test_request_does_the_same_work_for_known_and_unknown_emails_before_answering(
+    app: Any, make_user: UserFactory, email_dir: Path
+) -> None:
+    user = await make_user()
+    marker = ResponseStartMarker(app)
+    transport = httpx.ASGITransport(app=marker, client=("203.0.113.10", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        seen: dict[str, tuple[list[str], list[str]]] = {}
+        for name, address in (("known", user.email), ("unknown", unique_email("nobody"))):
+            response = await request_reset(client, address)
+            assert response.status_code == 202
+            seen[name] = (marker.before_response, marker.after_response)
+
+    # Nothing that depends on the address happens before the answer is sent...
+    assert seen["known"][0] == seen["unknown"][0] == []
+    # ...it happens afterwards: the lookup for both, the token only for the account.
+    assert any("INSERT INTO password_reset_tokens" in s for s in seen["known"][1])
+    assert not any("password_reset_tokens" in s for s in seen["unknown"][1])
+    assert len(read_emails(email_dir)) == 1
+
+
+async def test_reset_emails_to_one_account_are_limited_whatever_the_client_address(
+    make_app: ClientFactory, make_user: UserFactory
+) -> None:
+    custom = await make_app(
+        rate_limit_enabled=True,
+        rate_limit_password_reset="2/hour",
+        forwarded_allow_ips="203.0.113.10",
+    )
+    await register(custom.client, (address := unique_email("flooded")))
+    for n in range(5):  # five requests from five addresses behind the trusted proxy
+        response = await request_reset(
+            custom.client, address, headers={"X-Forwarded-For": f"198.51.100.{n + 1}"}
+        )
+        assert response.status_code == 202
+
+    assert len(read_emails(custom.email_dir)) == 2
+
+
+async def test_email_change_by_an_admin_kills_outstanding_reset_links(
+    make_app: ClientFactory, db: AsyncEngine
+) -> None:
+    admin_email = unique_email("admin")
+    custom = await make_app(
+        first_superuser_email=admin_email, first_superuser_password=OTHER_PASSWORD
+    )
+    user = await register(custom.client, (old_address := unique_email("old")))
+    token = await issue_reset_token(custom.client, old_address, custom.email_dir)
+    admin = await sign_in(custom.client, admin_email, OTHER_PASSWORD)
+
+    changed = await custom.client.patch(
+        f"{API}/admin/users/{user['id']}",
+        json={"email": unique_email("new")},
+        headers=admin.headers,
+    )
+    assert changed.status_code == 200, changed.text
+
+    assert_error(await confirm_reset(custom.client, token), 400, "INVALID_RESET_TOKEN")
+    assert (await login(custom.client, old_address)).status_code == 401

@@ -24,6 +24,7 @@ from .conftest import (
     API,
     CHROME_WINDOWS_UA,
     IPHONE_SAFARI_UA,
+    PASSWORD,
     PEER_IP,
     SESSION_KEYS,
     ClientFactory,
@@ -41,6 +42,7 @@ from .conftest import (
     register,
     sign_in,
     unique_email,
+    unverified_claims,
 )
 
 MY_SESSIONS = f"{API}/sessions/me"
@@ -214,6 +216,26 @@ async def test_forwarded_for_from_trusted_proxy_is_recorded(
     ip_address = (await stored_session(db, session.session_id)).ip_address
     assert ip_address == expected
     assert len(ip_address or "") <= IP_MAX_LENGTH
+
+
+async def test_forwarded_for_sent_as_several_lines_reads_every_line(
+    make_app: ClientFactory, db: AsyncEngine
+) -> None:
+    # The client forges a first line; the trusted proxy appends the real address as a
+    # second line. Only reading every line finds the proxy's entry.
+    client = (await make_app(forwarded_allow_ips=[PEER_IP])).client
+    address = unique_email()
+    await register(client, address)
+
+    response = await client.post(
+        f"{API}/auth/login",
+        json={"email": address, "password": PASSWORD},
+        headers=[("X-Forwarded-For", "192.0.2.66"), ("X-Forwarded-For", "198.51.100.7")],
+    )
+
+    assert response.status_code == 200, response.text
+    session_id = uuid.UUID(unverified_claims(response.json()["access_token"])["sid"])
+    assert (await stored_session(db, session_id)).ip_address == "198.51.100.7"
 
 
 async def test_revoking_a_session_kills_its_tokens_at_once(

@@ -179,6 +179,7 @@ async def test_member_hooks_get_organization_user_and_role(make_host: Any) -> No
 
     assert (removed.status_code, left.status_code) == (204, 204)
     assert recorder.of("added") == [
+        (org_id, owner.id, OrgRole.OWNER),  # the creator joins as its owner
         (org_id, member.id, OrgRole.ADMIN),
         (org_id, leaver.id, OrgRole.MEMBER),
     ]

@@ -124,6 +124,28 @@ async def test_trusted_proxy_forwarded_for_is_the_limited_client(app_client: App
     assert codes == [401, 401, 401]  # three distinct clients behind the proxy
 
 
+async def test_forwarded_for_lines_forged_by_the_client_do_not_reset_the_limit(
+    app_client: AppClient,
+) -> None:
+    async with app_client(
+        rate_limit_enabled=True,
+        rate_limit_login="2/minute",
+        forwarded_allow_ips=["203.0.113.10"],
+    ) as client:
+        codes = [
+            (
+                await client.post(
+                    LOGIN,
+                    json=_login_body(f"f{i}@example.com"),
+                    # A fresh forged line each time; the proxy's own line names one client.
+                    headers=[("x-forwarded-for", f"10.9.0.{i}"), ("x-forwarded-for", "192.0.2.50")],
+                )
+            ).status_code
+            for i in range(3)
+        ]
+    assert codes == [401, 401, 429]
+
+
 async def test_disabled_limits_never_answer_429(app_client: AppClient) -> None:
     async with app_client(rate_limit_enabled=False, rate_limit_login="1/minute") as client:
         codes = [

@@ -1,10 +1,10 @@
 """SQL statements per request: constant in the page size (no N+1), and small.
 
-Statements are counted with a ``before_cursor_execute`` listener on the app's own engine,
-plus the hot-path statements that run directly on the asyncpg connection on PostgreSQL
-(:class:`orgauth.db.HotQuery`). Transaction control (BEGIN/COMMIT/ROLLBACK) does not pass
-through that event on aiosqlite or asyncpg, so the counts below are the SELECT/UPDATE
-statements a request really sends.
+Statements are counted with a ``before_cursor_execute`` listener on the app's own engine:
+every statement orgauth sends, the per-request authentication included, goes through
+SQLAlchemy and is visible to its events (and so to tracing such as OpenTelemetry's).
+Transaction control (BEGIN/COMMIT/ROLLBACK) does not pass through that event on aiosqlite
+or asyncpg, so the counts below are the SELECT/UPDATE statements a request really sends.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orgauth.db import HotQuery
 from orgauth.models import Membership, Organization, OrgRole, User, UserSession, utcnow
 from orgs.conftest import API, Account, Factory, password_hash
 
@@ -57,19 +56,10 @@ class StatementLog:
     @contextmanager
     def recording(self) -> Iterator[list[str]]:
         self.statements = []
-        original = HotQuery._run_asyncpg
-        statements = self.statements
-
-        async def counted(query: HotQuery, engine: Any, params: Any, *, fetch: bool) -> Any:
-            statements.append(query._sql(engine)[0])
-            return await original(query, engine, params, fetch=fetch)
-
         event.listen(self.engine, "before_cursor_execute", self._record)
-        HotQuery._run_asyncpg = counted  # type: ignore[method-assign]
         try:
             yield self.statements
         finally:
-            HotQuery._run_asyncpg = original  # type: ignore[method-assign]
             event.remove(self.engine, "before_cursor_execute", self._record)
 
 

@@ -15,6 +15,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orgauth.api.client import client_info
 from orgauth.errors import AuthenticationError, ErrorCode
 from orgauth.models import Membership, OrgRole, User
 from orgauth.security.network import TrustedProxies
@@ -27,8 +28,6 @@ from orgauth.services.sessions import Principal
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
-
-MAX_USER_AGENT_INPUT = 1024
 
 logger = logging.getLogger("orgauth.db")
 
@@ -71,13 +70,7 @@ class Dependencies:
 
         def get_client(request: Request) -> ClientInfo:
             """Client IP (X-Forwarded-For only from trusted proxies) and User-Agent."""
-            peer = request.client.host if request.client else None
-            forwarded = request.headers.get("x-forwarded-for")
-            user_agent = request.headers.get("user-agent")
-            return ClientInfo(
-                ip=proxies.client_ip(peer, forwarded),
-                user_agent=user_agent[:MAX_USER_AGENT_INPUT] if user_agent else None,
-            )
+            return client_info(request, proxies)
 
         async def _principal_from_token(token: str | None) -> Principal:
             if not token:
@@ -89,7 +82,7 @@ class Dependencies:
                     "The access token is invalid or expired.", code=ErrorCode.INVALID_TOKEN
                 ) from None
             principal = await sessions.authenticate(
-                auth.engine, user_id=claims.user_id, session_id=claims.session_id
+                auth.autocommit_engine, user_id=claims.user_id, session_id=claims.session_id
             )
             if principal is None:
                 raise AuthenticationError(

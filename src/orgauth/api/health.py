@@ -50,7 +50,7 @@ class ProbeCoalescer:
 
     async def probe(self, auth: OrgAuth) -> float:
         if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.ensure_future(ping(auth.engine))
+            self._inflight = asyncio.ensure_future(ping(auth.autocommit_engine))
         return await asyncio.shield(self._inflight)
 
 
@@ -65,7 +65,7 @@ async def check_health(
     database: dict[str, Any]
     try:
         async with asyncio.timeout(HEALTH_PROBE_TIMEOUT_S):
-            latency = await (coalescer.probe(auth) if coalescer else ping(auth.engine))
+            latency = await (coalescer.probe(auth) if coalescer else ping(auth.autocommit_engine))
         database = {"status": "ok", "latency_ms": round(latency, 2)}
     except Exception as exc:  # any failure of the probe means unhealthy, never a 500
         logger.warning("health probe failed", extra={"error": type(exc).__name__})

@@ -29,7 +29,7 @@ from typing import Final, Literal
 
 import ua_parser
 
-from orgauth.models import (
+from orgauth.lengths import (
     BROWSER_MAX_LENGTH,
     DEVICE_NAME_MAX_LENGTH,
     DEVICE_TYPE_MAX_LENGTH,

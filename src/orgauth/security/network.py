@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Final
 
-from orgauth.models import IP_MAX_LENGTH
+from orgauth.lengths import IP_MAX_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -1,4 +1,4 @@
-"""Rate limits on the sensitive routes (SPEC §2, §4.5), built on the ``limits`` library.
+"""Rate limits (docs/CONFIGURATION.md, docs/SECURITY.md), built on the ``limits`` library.
 
 Counters live in memory (one process) or in Redis (shared by every worker and host). If
 Redis fails mid-run, each process falls back to its own in-memory counters (so limits
@@ -12,15 +12,12 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from orgauth.errors import ErrorCode, OrgAuthError
-from orgauth.security.network import TrustedProxies
 from orgauth.settings import OrgAuthSettings
 from orgauth.validation import InvalidEmailError, normalize_email
 
@@ -111,41 +108,30 @@ def _key_digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-class RouteLimits:
-    """FastAPI dependencies enforcing the configured limits per client IP and per account."""
+class AccountLimits:
+    """Limits counted per account (the normalised email, known or not) rather than per IP.
+
+    Unknown emails are counted exactly like known ones, so the answer never tells them
+    apart. Keys are digests: the storage may be shared and inspected.
+    """
 
     def __init__(self, settings: OrgAuthSettings, limiter: RateLimiter) -> None:
         self.limiter = limiter
-        proxies = TrustedProxies(settings.forwarded_allow_ips)
-        self.login = self._per_ip(proxies, "login", settings.rate_limit_login)
-        self.register = self._per_ip(proxies, "register", settings.rate_limit_register)
-        self.refresh = self._per_ip(proxies, "refresh", settings.rate_limit_refresh)
-        self.password_reset = self._per_ip(
-            proxies, "password_reset", settings.rate_limit_password_reset
-        )
-        self.password_change = self._per_ip(
-            proxies, "password_change", settings.rate_limit_password_change
-        )
-        self._login_items = parse_many(settings.rate_limit_login)
+        self._login = parse_many(settings.rate_limit_login)
+        self._password_reset = parse_many(settings.rate_limit_password_reset)
 
-    def _per_ip(
-        self, proxies: TrustedProxies, name: str, notation: str
-    ) -> Callable[[Request], Awaitable[None]]:
-        items = parse_many(notation)
-        limiter = self.limiter
+    async def login(self, email: str) -> None:
+        """Count a sign-in attempt for ``email``; RateLimitedError when over the limit."""
+        await self.limiter.hit("login_account", self._login, _account_key(email))
 
-        async def enforce(request: Request) -> None:
-            peer = request.client.host if request.client else None
-            ip = proxies.client_ip(peer, request.headers.get("x-forwarded-for")) or "unknown"
-            await limiter.hit(name, items, ip)
+    async def password_reset(self, email: str) -> None:
+        """Count a reset email to ``email``; RateLimitedError when over the limit."""
+        await self.limiter.hit("password_reset_account", self._password_reset, _account_key(email))
 
-        enforce.__name__ = f"rate_limit_{name}"
-        return enforce
 
-    async def login_account(self, email: str) -> None:
-        """Per-account login limit; unknown emails are counted exactly like known ones."""
-        try:
-            normalized = normalize_email(email)
-        except InvalidEmailError:
-            normalized = email.strip().lower()
-        await self.limiter.hit("login_account", self._login_items, _key_digest(normalized))
+def _account_key(email: str) -> str:
+    try:
+        normalized = normalize_email(email)
+    except InvalidEmailError:
+        normalized = email.strip().lower()
+    return _key_digest(normalized)

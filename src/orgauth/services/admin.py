@@ -1,4 +1,4 @@
-"""The superuser admin API (SPEC §3.6): users, sessions and statistics.
+"""The superuser admin API (docs/API.md): users, sessions and statistics.
 
 Organization management for superusers reuses :mod:`orgauth.services.organizations`, where
 a superuser acts as an owner. Every write is an audit event.
@@ -7,22 +7,25 @@ a superuser acts as an owner. Every write is an audit event.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import CursorResult, and_, case, delete, func, or_, select, update
+from sqlalchemy import Row, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from orgauth.audit import audit
+from orgauth.data.sessions import session_is_active, session_is_over
+from orgauth.data.statements import affected_rows
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError
 from orgauth.models import Membership, Organization, OrgRole, User, UserSession, utcnow
 from orgauth.services import sessions as session_service
-from orgauth.services.auth import validate_new_password
+from orgauth.services.auth import end_reset_tokens, validate_new_password
 from orgauth.services.context import AuthContext
-from orgauth.services.organizations import contains, last_owner
+from orgauth.services.organizations import contains, last_owner, remainders
 
 SortField = Literal["created_at", "email", "last_name"]
 SORT_COLUMNS: dict[str, Any] = {
@@ -44,10 +47,6 @@ def _self_action() -> ConflictError:
     return ConflictError(
         "You cannot do this to your own account.", code=ErrorCode.SELF_ACTION_FORBIDDEN
     )
-
-
-def _rowcount(result: object) -> int:
-    return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
 # --- users ---------------------------------------------------------------------------
@@ -126,38 +125,40 @@ async def create_user(
         await db.commit()
     except IntegrityError:
         await db.rollback()
-        raise ConflictError(
-            "That email is already registered.", code=ErrorCode.EMAIL_TAKEN
-        ) from None
+        raise email_taken() from None
     audit("admin.user_created", actor_id=actor_id, user_id=user.id, is_superuser=is_superuser)
+    await ctx.hooks.after_register(user)
     return user
 
 
 async def update_user(
     db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID, changes: dict[str, Any]
 ) -> User:
-    """Update a user; deactivation revokes every session at once."""
+    """Update a user. Deactivation revokes every session at once; a new email address
+    kills every outstanding password reset link (they went to the old address)."""
     if user_id == actor_id and (
         changes.get("is_active") is False or changes.get("is_superuser") is False
     ):
         raise _self_action()
     user = await get_user(db, user_id)
+    email_changed = "email" in changes and changes["email"] != user.email
     for field, value in changes.items():
         setattr(user, field, value)
-    user.updated_at = utcnow()
+    now = utcnow()
+    user.updated_at = now
     db.add(user)
+    if email_changed:
+        await end_reset_tokens(db, user_id=user_id, now=now)
     revoked = 0
     if changes.get("is_active") is False:
         revoked = await session_service.revoke_user_sessions(
-            db, user_id=user_id, reason=session_service.REASON_DEACTIVATED, commit=False
+            db, user_ids=[user_id], reason=session_service.REASON_DEACTIVATED
         )
     try:
         await db.commit()
     except IntegrityError:
         await db.rollback()
-        raise ConflictError(
-            "That email is already registered.", code=ErrorCode.EMAIL_TAKEN
-        ) from None
+        raise email_taken() from None
     audit(
         "admin.user_updated",
         actor_id=actor_id,
@@ -168,38 +169,35 @@ async def update_user(
     return user
 
 
-async def _ownership_blockers(
-    db: AsyncSession, user_ids: list[uuid.UUID]
-) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """For users about to be deleted: who is a last owner of an organization with other
-    members (blocked), and which organizations would be left empty (deleted with them)."""
-    owner = aliased_membership()
-    members = (
-        select(func.count())
-        .where(col(Membership.organization_id) == owner.organization_id)
-        .scalar_subquery()
-    )
-    owners = (
-        select(func.count())
-        .where(
-            col(Membership.organization_id) == owner.organization_id,
-            col(Membership.role) == OrgRole.OWNER,
-        )
-        .scalar_subquery()
-    )
-    rows = await db.execute(
-        select(owner.user_id, owner.organization_id, members, owners).where(
-            owner.user_id.in_(user_ids), owner.role == OrgRole.OWNER
-        )
-    )
+@dataclass(frozen=True)
+class Deletion:
+    """Who of a set of users can be deleted, and which organizations go with them."""
+
+    deletable: list[uuid.UUID]
+    blocked: set[uuid.UUID]
+    emptied_organizations: set[uuid.UUID]
+
+
+async def _plan_deletion(db: AsyncSession, user_ids: list[uuid.UUID]) -> Deletion:
+    """Apply the last-owner rule to deleting ``user_ids`` together.
+
+    An organization that keeps members must keep an owner: the owners among the batch
+    whose departure would strand one are kept back (their organizations then keep them),
+    and the count is redone for the rest, since keeping someone back changes what the
+    other organizations keep. Organizations left with no member at all go with the batch.
+    """
+    deletable = list(user_ids)
     blocked: set[uuid.UUID] = set()
-    orphaned: set[uuid.UUID] = set()
-    for user_id, org_id, member_count, owner_count in rows.all():
-        if owner_count <= 1 and member_count > 1:
-            blocked.add(user_id)
-        elif member_count <= 1:
-            orphaned.add(org_id)
-    return blocked, orphaned
+    while True:
+        left = await remainders(db, leaving=deletable)
+        stranding = set().union(
+            *(r.departing_owners for r in left if r.owners == 0 and r.members > 0)
+        )
+        if not stranding:
+            emptied = {r.organization_id for r in left if r.members == 0}
+            return Deletion(deletable, blocked, emptied)
+        blocked |= stranding
+        deletable = [uid for uid in deletable if uid not in stranding]
 
 
 async def _lock_owned_organizations(db: AsyncSession, user_ids: list[uuid.UUID]) -> None:
@@ -231,12 +229,6 @@ async def _lock_owned_organizations(db: AsyncSession, user_ids: list[uuid.UUID])
     )
 
 
-def aliased_membership() -> Any:
-    from sqlalchemy.orm import aliased
-
-    return aliased(Membership)
-
-
 async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Delete a user with sessions and memberships; organizations left without any member
     are deleted too, and a last owner of an organization with other members is refused."""
@@ -244,19 +236,27 @@ async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UU
         raise _self_action()
     await _lock_owned_organizations(db, [user_id])
     await get_user(db, user_id)
-    blocked, orphaned = await _ownership_blockers(db, [user_id])
-    if blocked:
+    plan = await _plan_deletion(db, [user_id])
+    if plan.blocked:
         raise last_owner()
-    if orphaned:
-        await db.execute(delete(Organization).where(col(Organization.id).in_(orphaned)))
-    await db.execute(delete(User).where(col(User.id) == user_id))
+    await _delete(db, plan)
     await db.commit()
     audit(
         "admin.user_deleted",
         actor_id=actor_id,
         user_id=user_id,
-        organizations_deleted=len(orphaned),
+        organizations_deleted=len(plan.emptied_organizations),
     )
+
+
+async def _delete(db: AsyncSession, plan: Deletion) -> int:
+    if plan.emptied_organizations:
+        await db.execute(
+            delete(Organization).where(col(Organization.id).in_(plan.emptied_organizations))
+        )
+    if not plan.deletable:
+        return 0
+    return affected_rows(await db.execute(delete(User).where(col(User.id).in_(plan.deletable))))
 
 
 @dataclass(frozen=True)
@@ -272,46 +272,36 @@ async def bulk_action(
     action: Literal["activate", "deactivate", "delete"],
     user_ids: list[uuid.UUID],
 ) -> BulkResult:
-    """Apply one action to up to 100 users in a constant number of queries."""
+    """Apply one action to up to 100 users in a bounded number of queries. The caller,
+    unknown ids and (for delete) owners the last-owner rule keeps are skipped."""
     requested = list(dict.fromkeys(user_ids))
+    candidates = [uid for uid in requested if uid != actor_id]
     if action == "delete":
-        await _lock_owned_organizations(db, [uid for uid in requested if uid != actor_id])
+        await _lock_owned_organizations(db, candidates)
     existing = set(
-        (await db.execute(select(col(User.id)).where(col(User.id).in_(requested)))).scalars()
+        (await db.execute(select(col(User.id)).where(col(User.id).in_(candidates)))).scalars()
     )
-    skipped = {uid for uid in requested if uid not in existing or uid == actor_id}
-    if action == "delete":
-        blocked, orphaned = await _ownership_blockers(
-            db, [u for u in requested if u not in skipped]
-        )
-        skipped |= blocked
-    targets = [uid for uid in requested if uid not in skipped]
+    targets = [uid for uid in candidates if uid in existing]
     affected = 0
-    if targets:
-        if action == "delete":
-            if orphaned:
-                await db.execute(delete(Organization).where(col(Organization.id).in_(orphaned)))
-            result = await db.execute(delete(User).where(col(User.id).in_(targets)))
-        else:
-            active = action == "activate"
-            result = await db.execute(
-                update(User)
-                .where(col(User.id).in_(targets))
-                .values(is_active=active, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
+    if action == "delete":
+        plan = await _plan_deletion(db, targets)
+        targets = plan.deletable
+        affected = await _delete(db, plan)
+    elif targets:
+        active = action == "activate"
+        result = await db.execute(
+            update(User)
+            .where(col(User.id).in_(targets))
+            .values(is_active=active, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        affected = affected_rows(result)
+        if not active:
+            await session_service.revoke_user_sessions(
+                db, user_ids=targets, reason=session_service.REASON_DEACTIVATED
             )
-            if not active:
-                await db.execute(
-                    update(UserSession)
-                    .where(
-                        col(UserSession.user_id).in_(targets), col(UserSession.revoked_at).is_(None)
-                    )
-                    .values(revoked_at=utcnow(), revoked_reason=session_service.REASON_DEACTIVATED)
-                    .execution_options(synchronize_session=False)
-                )
-        affected = _rowcount(result)
-        await db.commit()
-    skipped_ids = [uid for uid in requested if uid in skipped]
+    await db.commit()
+    skipped_ids = [uid for uid in requested if uid not in set(targets)]
     audit(
         "admin.bulk_action",
         actor_id=actor_id,
@@ -325,8 +315,9 @@ async def bulk_action(
 async def revoke_sessions(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID) -> int:
     await get_user(db, user_id)
     revoked = await session_service.revoke_user_sessions(
-        db, user_id=user_id, reason=session_service.REASON_ADMIN
+        db, user_ids=[user_id], reason=session_service.REASON_ADMIN
     )
+    await db.commit()
     audit("admin.sessions_revoked", actor_id=actor_id, user_id=user_id, revoked=revoked)
     return revoked
 
@@ -336,27 +327,29 @@ async def revoke_sessions(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uui
 
 async def list_sessions(
     db: AsyncSession, *, page: int, limit: int, user_id: uuid.UUID | None, active: bool | None
-) -> tuple[list[UserSession], int]:
+) -> tuple[Sequence[Row[*tuple[Any, ...]]], int]:
+    """One page of sessions, most recently used first; each row has every ``user_sessions``
+    column and ``is_active``."""
     now = utcnow()
-    is_active = and_(col(UserSession.revoked_at).is_(None), col(UserSession.expires_at) > now)
     conditions: list[Any] = []
     if user_id is not None:
         conditions.append(col(UserSession.user_id) == user_id)
     if active is True:
-        conditions.append(is_active)
+        conditions.append(session_is_active(now))
     elif active is False:
-        conditions.append(
-            or_(col(UserSession.revoked_at).is_not(None), col(UserSession.expires_at) <= now)
-        )
+        conditions.append(session_is_over(now))
     total = await db.scalar(select(func.count()).select_from(UserSession).where(*conditions))
     rows = await db.execute(
-        select(UserSession)
+        select(
+            *UserSession.__table__.columns,  # type: ignore[attr-defined]
+            session_is_active(now).label("is_active"),
+        )
         .where(*conditions)
         .order_by(col(UserSession.last_used_at).desc(), col(UserSession.id))
         .offset((page - 1) * limit)
         .limit(limit)
     )
-    return list(rows.scalars().all()), int(total or 0)
+    return rows.all(), int(total or 0)
 
 
 # --- statistics ----------------------------------------------------------------------
@@ -386,9 +379,7 @@ async def stats(db: AsyncSession) -> Stats:
     ).one()
     organizations = await db.scalar(select(func.count()).select_from(Organization))
     active_sessions = await db.scalar(
-        select(func.count())
-        .select_from(UserSession)
-        .where(col(UserSession.revoked_at).is_(None), col(UserSession.expires_at) > now)
+        select(func.count()).select_from(UserSession).where(session_is_active(now))
     )
     since = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = _utc_day(db)

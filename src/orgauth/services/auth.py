@@ -1,10 +1,12 @@
-"""Registration, login, logout, password change and password reset (SPEC §3.2, §3.3, §4)."""
+"""Registration, login, logout, password change and reset (docs/API.md, docs/SECURITY.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from orgauth.audit import audit
+from orgauth.data.statements import affected_rows
 from orgauth.email import build_reset_url, password_reset_message
 from orgauth.errors import (
     AuthenticationError,
@@ -22,11 +25,14 @@ from orgauth.errors import (
 )
 from orgauth.models import PasswordResetToken, User, utcnow
 from orgauth.security.passwords import PasswordIdentity, WeakPasswordError, check_password_policy
+from orgauth.security.ratelimit import RateLimitedError
 from orgauth.security.tokens import hash_token, new_reset_token, reset_token_hash
 from orgauth.services import sessions
 from orgauth.services.context import AuthContext, ClientInfo
 from orgauth.services.sessions import IssuedTokens
 from orgauth.validation import InvalidEmailError, normalize_email
+
+email_logger = logging.getLogger("orgauth.email")
 
 
 def _invalid_credentials() -> AuthenticationError:
@@ -90,23 +96,25 @@ async def register(
             "Registration could not be completed.", code=ErrorCode.REGISTRATION_FAILED
         ) from None
     audit("user.registered", user_id=user.id, ip=client.ip)
+    await ctx.hooks.after_register(user)
     return user
 
 
 # Prebuilt (login runs on the core that also does bcrypt): only the parameters change.
 _USER_BY_EMAIL = select(User).where(col(User.email) == bindparam("email"))
-_RECORD_LOGIN = (
-    update(User)
-    .where(col(User.id) == bindparam("user_id"))
-    .values(last_login_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
+# A login claims the account row before it creates a session, and only while the password
+# it verified is still the account's (see login()).
+_CLAIM_FOR_LOGIN = update(User).where(
+    col(User.id) == bindparam("user_id"),
+    col(User.hashed_password) == bindparam("verified_hash"),
+    col(User.is_active).is_(True),
 )
-_SET_PASSWORD_HASH = (
-    update(User)
-    .where(col(User.id) == bindparam("user_id"))
-    .values(hashed_password=bindparam("hashed"))
-    .execution_options(synchronize_session=False)
+_RECORD_LOGIN = _CLAIM_FOR_LOGIN.values(last_login_at=bindparam("now")).execution_options(
+    synchronize_session=False
 )
+_RECORD_LOGIN_AND_REHASH = _CLAIM_FOR_LOGIN.values(
+    last_login_at=bindparam("now"), hashed_password=bindparam("new_hash")
+).execution_options(synchronize_session=False)
 
 
 async def login(
@@ -115,8 +123,16 @@ async def login(
     """Check credentials and start a session.
 
     Unknown email, wrong password and inactive account are indistinguishable: same error,
-    and one bcrypt verification of comparable cost on every path.
+    and one bcrypt verification of comparable cost on every path. The per-account limit
+    counts unknown emails like known ones.
+
+    No session outlives the password it was created with: the session is inserted in a
+    transaction that first updates the account row on the condition that its hash is still
+    the one just verified. A password change or reset committed meanwhile makes that update
+    match nothing (the login fails); one still in flight waits for the row, then revokes
+    the new session with the others. A deleted or deactivated account fails the same way.
     """
+    await ctx.account_limits.login(email)
     try:
         normalized: str | None = normalize_email(email)
     except InvalidEmailError:
@@ -139,14 +155,24 @@ async def login(
         audit("login.failure", user_id=user.id, reason="bad_password", ip=client.ip)
         raise _invalid_credentials()
 
-    now = utcnow()
+    user_id = user.id  # the rollback below expires the loaded user
+    params: dict[str, object] = {
+        "user_id": user_id,
+        "verified_hash": user.hashed_password,
+        "now": utcnow(),
+    }
+    statement = _RECORD_LOGIN
     if ctx.passwords.needs_rehash(user.hashed_password):
-        rehashed = await ctx.passwords.hash(password)
-        await db.execute(_SET_PASSWORD_HASH, {"user_id": user.id, "hashed": rehashed})
-    await db.execute(_RECORD_LOGIN, {"user_id": user.id, "now": now})
+        params["new_hash"] = await ctx.passwords.hash(password)
+        statement = _RECORD_LOGIN_AND_REHASH
+    if affected_rows(await db.execute(statement, params)) != 1:
+        await db.rollback()
+        audit("login.failure", user_id=user_id, reason="account_changed", ip=client.ip)
+        raise _invalid_credentials()
     issued = await sessions.start_session(db, ctx, user=user, client=client)
     await db.commit()
     audit("login.success", user_id=user.id, session_id=issued.session_id, ip=client.ip)
+    await ctx.hooks.after_login(user)
     return issued
 
 
@@ -159,8 +185,9 @@ async def logout(db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID)
 
 async def logout_all(db: AsyncSession, *, user_id: uuid.UUID) -> int:
     revoked = await sessions.revoke_user_sessions(
-        db, user_id=user_id, reason=sessions.REASON_LOGOUT_ALL
+        db, user_ids=[user_id], reason=sessions.REASON_LOGOUT_ALL
     )
+    await db.commit()
     audit("logout_all", user_id=user_id, revoked=revoked)
     return revoked
 
@@ -184,14 +211,11 @@ async def change_password(
     hashed = await ctx.passwords.hash(clean)
     await _store_password(db, user_id=user.id, hashed=hashed)
     revoked = await sessions.revoke_user_sessions(
-        db,
-        user_id=user.id,
-        reason=sessions.REASON_PASSWORD_CHANGED,
-        keep_session_id=session_id,
-        commit=False,
+        db, user_ids=[user.id], reason=sessions.REASON_PASSWORD_CHANGED, keep_session_id=session_id
     )
     await db.commit()
     audit("password.changed", user_id=user.id, revoked_sessions=revoked)
+    await ctx.hooks.after_password_change(user)
     return revoked
 
 
@@ -204,6 +228,15 @@ async def _store_password(db: AsyncSession, *, user_id: uuid.UUID, hashed: str) 
         .values(hashed_password=hashed, password_changed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    await end_reset_tokens(db, user_id=user_id, now=now)
+
+
+async def end_reset_tokens(db: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> None:
+    """Make every outstanding reset link of the user unusable (caller commits).
+
+    Called when the password changes, when a newer link is issued and when the account's
+    email address changes (a link sent to the old address must die with it).
+    """
     await db.execute(
         update(PasswordResetToken)
         .where(
@@ -227,7 +260,13 @@ class ResetDelivery:
 async def request_password_reset(
     db: AsyncSession, ctx: AuthContext, *, email: str, client: ClientInfo
 ) -> ResetDelivery | None:
-    """Issue a reset token for an active account; None (silently) for anything else."""
+    """Issue a reset link for an active account and deliver it; None for anything else.
+
+    The API runs this after its answer has been sent, so known and unknown emails cost
+    the client the same time. At most ``RATE_LIMIT_PASSWORD_RESET`` links per account
+    (known or not, on top of the per-IP limit): one mailbox cannot be flooded from many
+    addresses.
+    """
     try:
         normalized = normalize_email(email)
     except InvalidEmailError:
@@ -237,43 +276,73 @@ async def request_password_reset(
     if user is None or not user.is_active:
         audit("password.reset_requested", user_id=None, ip=client.ip)
         return None
-    now = utcnow()
-    token = new_reset_token()
-    # A newer token replaces every older one.
-    await db.execute(
-        update(PasswordResetToken)
-        .where(
-            col(PasswordResetToken.user_id) == user.id, col(PasswordResetToken.used_at).is_(None)
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
+    try:
+        await ctx.account_limits.password_reset(normalized)
+    except RateLimitedError:
+        audit("password.reset_throttled", user_id=user.id, ip=client.ip)
+        return None
+    token = await _issue_reset_token(db, ctx, user_id=user.id, email=normalized)
+    if token is None:  # the address or the account changed meanwhile
+        return None
+    audit("password.reset_requested", user_id=user.id, ip=client.ip)
+    delivery = ResetDelivery(
+        user_id=user.id,
+        email=normalized,
+        token=token,
+        reset_url=build_reset_url(ctx.settings.frontend_url, token),
     )
+    await deliver_reset(ctx, delivery)
+    return delivery
+
+
+async def _issue_reset_token(
+    db: AsyncSession, ctx: AuthContext, *, user_id: uuid.UUID, email: str
+) -> str | None:
+    """Store a new token (superseding older ones) while the account still has ``email``.
+
+    The first statement is a write (on SQLite it takes the database lock); on PostgreSQL
+    the account row is then share-locked, so an email change either committed before (no
+    token) or waits until this one is stored (and then kills it).
+    """
+    now = utcnow()
+    await end_reset_tokens(db, user_id=user_id, now=now)
+    still_there = await db.scalar(
+        select(col(User.id))
+        .where(col(User.id) == user_id, col(User.email) == email, col(User.is_active).is_(True))
+        .with_for_update(read=True)
+    )
+    if still_there is None:
+        await db.rollback()
+        return None
+    token = new_reset_token()
     db.add(
         PasswordResetToken(
-            user_id=user.id,
+            user_id=user_id,
             token_hash=hash_token(token),
             created_at=now,
             expires_at=now + ctx.reset_lifetime,
         )
     )
     await db.commit()
-    audit("password.reset_requested", user_id=user.id, ip=client.ip)
-    return ResetDelivery(
-        user_id=user.id,
-        email=user.email,
-        token=token,
-        reset_url=build_reset_url(ctx.settings.frontend_url, token),
-    )
+    return token
 
 
-async def send_reset_email(ctx: AuthContext, delivery: ResetDelivery) -> None:
-    """Send the reset link by the configured email backend."""
-    message = password_reset_message(
-        to=delivery.email,
-        reset_url=delivery.reset_url,
-        expires_minutes=ctx.settings.password_reset_expire_minutes,
-    )
-    await ctx.email.send(message)
+async def deliver_reset(ctx: AuthContext, delivery: ResetDelivery) -> None:
+    """Hand a reset link to the host's hooks or, when none is registered, to the email
+    backend. A failure is logged (without the token), never raised."""
+    try:
+        if not await ctx.hooks.password_reset_requested(delivery):
+            message = password_reset_message(
+                to=delivery.email,
+                reset_url=delivery.reset_url,
+                expires_minutes=ctx.settings.password_reset_expire_minutes,
+            )
+            await ctx.email.send(message)
+    except Exception as exc:
+        email_logger.error(
+            "password reset email failed",
+            extra={"user_id": str(delivery.user_id), "error": type(exc).__name__},
+        )
 
 
 async def confirm_password_reset(
@@ -317,7 +386,7 @@ async def confirm_password_reset(
         raise _invalid_reset_token()
     await _store_password(db, user_id=user.id, hashed=hashed)
     revoked = await sessions.revoke_user_sessions(
-        db, user_id=user.id, reason=sessions.REASON_PASSWORD_RESET, commit=False
+        db, user_ids=[user.id], reason=sessions.REASON_PASSWORD_RESET
     )
     await db.commit()
     audit("password.reset_completed", user_id=user.id, revoked_sessions=revoked, ip=client.ip)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from orgauth.email import EmailSender
+from orgauth.hooks import Hooks
 from orgauth.security.passwords import PasswordHasher
+from orgauth.security.ratelimit import AccountLimits
 from orgauth.security.tokens import AccessTokenCodec
 from orgauth.settings import OrgAuthSettings
 
@@ -27,6 +29,8 @@ class AuthContext:
     passwords: PasswordHasher
     access_tokens: AccessTokenCodec
     email: EmailSender
+    hooks: Hooks
+    account_limits: AccountLimits
 
     @property
     def refresh_lifetime(self) -> timedelta:

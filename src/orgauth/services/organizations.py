@@ -1,4 +1,4 @@
-"""Organizations and memberships (SPEC §3.5), shared by the member routes and the admin API.
+"""Organizations and memberships (docs/API.md), shared by the member routes and the admin API.
 
 Every change to an organization or its members starts by locking the organization row
 (a no-op ``UPDATE`` as the transaction's first statement). On PostgreSQL that is a row
@@ -13,18 +13,28 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, delete, func, or_, select, update
+from sqlalchemy import Select, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from orgauth.audit import audit
+from orgauth.data.statements import affected_rows
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError, PermissionDeniedError
-from orgauth.models import SLUG_MAX_LENGTH, Membership, Organization, OrgRole, User, utcnow
-from orgauth.services.permissions import OrgAction, authorize, effective_role, role_at_least
+from orgauth.hooks import Hooks
+from orgauth.lengths import SLUG_MAX_LENGTH
+from orgauth.models import Membership, Organization, OrgRole, User, utcnow
+from orgauth.services.permissions import (
+    OrgAction,
+    authorize,
+    effective_role,
+    insufficient_role,
+    role_at_least,
+)
 from orgauth.validation import InvalidEmailError, normalize_email
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
@@ -109,10 +119,6 @@ def member_count_expr() -> Any:
     )
 
 
-def _rowcount(result: object) -> int:
-    return int(result.rowcount) if isinstance(result, CursorResult) else 0
-
-
 async def _lock_organization(db: AsyncSession, org_id: uuid.UUID) -> bool:
     """Serialise changes to one organization; False when it does not exist."""
     result = await db.execute(
@@ -121,7 +127,7 @@ async def _lock_organization(db: AsyncSession, org_id: uuid.UUID) -> bool:
         .values(updated_at=col(Organization.updated_at))
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    return affected_rows(result) == 1
 
 
 async def _role_of(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> OrgRole | None:
@@ -143,13 +149,60 @@ async def _acting_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Org
     return role
 
 
-async def _count_owners(db: AsyncSession, org_id: uuid.UUID) -> int:
-    count = await db.scalar(
-        select(func.count()).where(
-            col(Membership.organization_id) == org_id, col(Membership.role) == OrgRole.OWNER
-        )
+@dataclass(frozen=True)
+class Remainder:
+    """What an organization keeps once some of its members are gone (or demoted)."""
+
+    organization_id: uuid.UUID
+    owners: int
+    members: int
+    departing_owners: frozenset[uuid.UUID]
+
+
+async def remainders(
+    db: AsyncSession,
+    *,
+    leaving: Collection[uuid.UUID],
+    org_ids: Collection[uuid.UUID] | None = None,
+) -> list[Remainder]:
+    """The last-owner rule's one count: for every organization in which one of ``leaving``
+    is an owner (only those in ``org_ids`` when given), the owners and members that stay
+    when all of ``leaving`` go at once. Counting the whole batch is what keeps two owners
+    removed together from leaving an organization without one. Two queries.
+    """
+    leaving = list(leaving)
+    owned = select(col(Membership.organization_id), col(Membership.user_id)).where(
+        col(Membership.user_id).in_(leaving), col(Membership.role) == OrgRole.OWNER
     )
-    return int(count or 0)
+    if org_ids is not None:
+        owned = owned.where(col(Membership.organization_id).in_(list(org_ids)))
+    departing: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for org_id, user_id in (await db.execute(owned)).all():
+        departing.setdefault(org_id, set()).add(user_id)
+    if not departing:
+        return []
+    staying = col(Membership.user_id).not_in(leaving)
+    is_owner = col(Membership.role) == OrgRole.OWNER
+    counts = await db.execute(
+        select(
+            col(Membership.organization_id),
+            func.coalesce(func.sum(case((staying & is_owner, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((staying, 1), else_=0)), 0),
+        )
+        .where(col(Membership.organization_id).in_(list(departing)))
+        .group_by(col(Membership.organization_id))
+    )
+    return [
+        Remainder(org_id, int(owners), int(members), frozenset(departing[org_id]))
+        for org_id, owners, members in counts.all()
+    ]
+
+
+async def _require_another_owner(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Member routes: the user may stop being an owner only if another owner stays."""
+    for remainder in await remainders(db, leaving=[user_id], org_ids=[org_id]):
+        if remainder.owners == 0:
+            raise last_owner()
 
 
 # --- reading -------------------------------------------------------------------------
@@ -312,6 +365,7 @@ async def create_organization(
     description: str | None,
     owner_id: uuid.UUID,
     actor: Actor,
+    hooks: Hooks,
     users_may_create: bool = True,
 ) -> OrgView:
     """Create an organization whose owner is ``owner_id``; 409 SLUG_TAKEN on a clash.
@@ -350,6 +404,7 @@ async def create_organization(
         organization_id=organization.id,
         owner_id=owner_id,
     )
+    await hooks.after_member_added(organization.id, owner_id, OrgRole.OWNER)
     return OrgView(organization, 1, OrgRole.OWNER)
 
 
@@ -401,6 +456,7 @@ async def add_member(
     org_id: uuid.UUID,
     *,
     role: OrgRole,
+    hooks: Hooks,
     user_id: uuid.UUID | None = None,
     email: str | None = None,
 ) -> MemberView:
@@ -426,6 +482,7 @@ async def add_member(
         user_id=target,
         role=str(role),
     )
+    await hooks.after_member_added(org_id, target, role)
     return await _member_view(db, org_id, target)
 
 
@@ -457,12 +514,8 @@ async def change_role(
     if current is None:
         raise member_not_found()
     authorize(acting, OrgAction.CHANGE_ROLE, target_role=current, new_role=role)
-    if (
-        current is OrgRole.OWNER
-        and role is not OrgRole.OWNER
-        and await _count_owners(db, org_id) <= 1
-    ):
-        raise last_owner()
+    if current is OrgRole.OWNER and role is not OrgRole.OWNER:
+        await _require_another_owner(db, org_id, user_id)
     if current is not role:
         await db.execute(
             update(Membership)
@@ -483,7 +536,7 @@ async def change_role(
 
 
 async def remove_member(
-    db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID, *, hooks: Hooks
 ) -> None:
     """Remove a member, or leave when it is the actor; the last owner always stays."""
     if not await _lock_organization(db, org_id):
@@ -499,8 +552,8 @@ async def remove_member(
         authorize(acting, OrgAction.LEAVE)
     else:
         authorize(acting, OrgAction.REMOVE_MEMBER, target_role=current)
-    if current is OrgRole.OWNER and await _count_owners(db, org_id) <= 1:
-        raise last_owner()
+    if current is OrgRole.OWNER:
+        await _require_another_owner(db, org_id, user_id)
     await db.execute(
         delete(Membership).where(
             col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id
@@ -514,6 +567,7 @@ async def remove_member(
         user_id=user_id,
         role=str(current),
     )
+    await hooks.after_member_removed(org_id, user_id)
 
 
 async def require_membership(
@@ -540,9 +594,3 @@ async def require_membership(
     if not role_at_least(acting, role):
         raise insufficient_role()
     return membership
-
-
-def insufficient_role() -> PermissionDeniedError:
-    return PermissionDeniedError(
-        "Your role in this organization does not allow this.", code=ErrorCode.INSUFFICIENT_ROLE
-    )

@@ -105,10 +105,14 @@ def authorize(
 ) -> None:
     """Raise 403 ``INSUFFICIENT_ROLE`` unless the matrix allows the action."""
     if not is_allowed(actor, action, target_role=target_role, new_role=new_role):
-        raise PermissionDeniedError(
-            "Your role in this organization does not allow this.",
-            code=ErrorCode.INSUFFICIENT_ROLE,
-        )
+        raise insufficient_role()
+
+
+def insufficient_role() -> PermissionDeniedError:
+    """403 ``INSUFFICIENT_ROLE``: the caller's role does not allow the action."""
+    return PermissionDeniedError(
+        "Your role in this organization does not allow this.", code=ErrorCode.INSUFFICIENT_ROLE
+    )
 
 
 def role_at_least(actual: OrgRole, required: OrgRole) -> bool:

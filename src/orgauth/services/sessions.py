@@ -8,20 +8,19 @@ concurrent refreshes with one token exactly one wins, across processes too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import configure_mappers, make_transient_to_detached
-from sqlalchemy.orm.attributes import manager_of_class
 from sqlmodel import col
 
 from orgauth.audit import audit
-from orgauth.db import HotQuery
-from orgauth.errors import AuthenticationError, ErrorCode
+from orgauth.data import sessions as session_data
+from orgauth.data.users import user_from_row
+from orgauth.errors import AuthenticationError, ErrorCode, NotFoundError
 from orgauth.models import RefreshToken, User, UserSession, utcnow
 from orgauth.security.devices import parse_user_agent
 from orgauth.security.tokens import hash_token, new_refresh_token, refresh_token_hash
@@ -50,22 +49,38 @@ class IssuedTokens:
     session_id: uuid.UUID
 
 
-@dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of one request."""
+    """The authenticated caller of one request: the user's row and the session's id.
 
-    user: User
-    session_id: uuid.UUID
+    ``user`` (a detached :class:`User`) is built on first use, so routes that only answer
+    with the user's public fields never pay for an ORM object.
+    """
+
+    __slots__ = ("_user", "session_id", "user_fields")
+
+    def __init__(self, user_fields: Mapping[str, Any], session_id: uuid.UUID) -> None:
+        self.user_fields = user_fields
+        self.session_id = session_id
+        self._user: User | None = None
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.user_fields["id"]  # type: ignore[no-any-return]
+
+    @property
+    def user(self) -> User:
+        if self._user is None:
+            self._user = user_from_row(self.user_fields)
+        return self._user
+
+    def __repr__(self) -> str:
+        return f"Principal(user_id={self.user_id}, session_id={self.session_id})"
 
 
 def _invalid_refresh() -> AuthenticationError:
     return AuthenticationError(
         "The refresh token is invalid or expired.", code=ErrorCode.INVALID_REFRESH_TOKEN
     )
-
-
-def _rowcount(result: object) -> int:
-    return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
 async def start_session(
@@ -80,8 +95,8 @@ async def start_session(
     device = parse_user_agent(client.user_agent)
     session_id = uuid.uuid4()
     expires_at = now + ctx.session_lifetime
-    await db.execute(
-        _INSERT_SESSION,
+    await session_data.insert_session(
+        db,
         {
             "id": session_id,
             "user_id": user.id,
@@ -106,8 +121,8 @@ async def _add_refresh_token(
 ) -> str:
     now = utcnow()
     token = new_refresh_token()
-    await db.execute(
-        _INSERT_REFRESH_TOKEN,
+    await session_data.insert_refresh_token(
+        db,
         {
             "id": uuid.uuid4(),
             "session_id": session_id,
@@ -147,8 +162,7 @@ async def rotate_refresh_token(db: AsyncSession, ctx: AuthContext, *, token: str
             .join(UserSession, col(UserSession.user_id) == col(User.id))
             .where(
                 col(UserSession.id) == session_id,
-                col(UserSession.revoked_at).is_(None),
-                col(UserSession.expires_at) > now,
+                session_data.session_is_active(now),
                 col(User.is_active).is_(True),
             )
         )
@@ -173,9 +187,11 @@ async def _handle_unusable_token(
     """A token that could not be claimed: unknown, expired, or already rotated (theft?)."""
     found = (
         await db.execute(
-            select(col(RefreshToken.session_id), col(RefreshToken.rotated_at)).where(
-                col(RefreshToken.token_hash) == token_hash
+            select(
+                col(RefreshToken.session_id), col(RefreshToken.rotated_at), col(UserSession.user_id)
             )
+            .join(UserSession, col(UserSession.id) == col(RefreshToken.session_id))
+            .where(col(RefreshToken.token_hash) == token_hash)
         )
     ).one_or_none()
     await db.commit()
@@ -183,150 +199,89 @@ async def _handle_unusable_token(
         return  # unknown or merely expired
     if now - found.rotated_at <= ctx.reuse_grace:
         return  # a parallel tab refreshing at the same moment: refuse, don't punish
-    revoked = await db.execute(
-        update(UserSession)
-        .where(col(UserSession.id) == found.session_id, col(UserSession.revoked_at).is_(None))
-        .values(revoked_at=now, revoked_reason=REASON_REFRESH_REUSE)
-        .returning(col(UserSession.user_id))
+    revoked = await session_data.revoke_sessions(
+        db,
+        col(UserSession.id) == found.session_id,
+        now=now,
+        reason=REASON_REFRESH_REUSE,
     )
-    user_id = revoked.scalar_one_or_none()
     await db.commit()
-    if user_id is not None:
-        audit("token.reuse_detected", user_id=user_id, session_id=found.session_id)
-
-
-_users = User.__table__  # type: ignore[attr-defined]
-_sessions = UserSession.__table__  # type: ignore[attr-defined]
-_refresh_tokens = RefreshToken.__table__  # type: ignore[attr-defined]
-# Prebuilt: executed with a parameter dict, so SQLAlchemy's statement cache key is cheap.
-_INSERT_SESSION = insert(_sessions)
-_INSERT_REFRESH_TOKEN = insert(_refresh_tokens)
-# Built once: per request only the parameters change (see orgauth.db.HotQuery).
-_AUTHENTICATE = HotQuery(
-    select(*_users.c, _sessions.c.last_used_at.label("session_last_used_at"))
-    .select_from(_sessions.join(_users, _users.c.id == _sessions.c.user_id))
-    .where(
-        _sessions.c.id == bindparam("session_id"),
-        _sessions.c.user_id == bindparam("user_id"),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > bindparam("now"),
-        _users.c.is_active.is_(True),
-    )
-)
-_TOUCH = HotQuery(
-    update(_sessions)
-    .where(_sessions.c.id == bindparam("session_id"))
-    .values(last_used_at=bindparam("now"))
-)
-_USER_FIELDS = tuple(column.key for column in _users.c)
-
-
-_USER_MANAGER = manager_of_class(User)
-
-
-def _user_from_row(row: Mapping[str, Any]) -> User:
-    """A detached User (``session.add`` of it updates, never inserts).
-
-    Built the way the ORM builds loaded rows (a new instance with its attribute dict
-    filled, not ``__init__``), which is several times cheaper: this runs on every request.
-    """
-    if not _USER_MANAGER.mapper.configured:
-        # First use in this process, before any ORM query: the attribute machinery that
-        # make_transient_to_detached relies on only exists once mappers are configured.
-        configure_mappers()
-    user: User = _USER_MANAGER.new_instance()
-    object.__setattr__(user, "__pydantic_fields_set__", set(_USER_FIELDS))
-    object.__setattr__(user, "__pydantic_extra__", None)
-    object.__setattr__(user, "__pydantic_private__", None)
-    user.__dict__.update({field: row[field] for field in _USER_FIELDS})
-    make_transient_to_detached(user)
-    return user
+    if revoked:
+        audit("token.reuse_detected", user_id=found.user_id, session_id=found.session_id)
 
 
 async def authenticate(
     engine: AsyncEngine, *, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> Principal | None:
-    """The per-request check: active unexpired session of an active user.
+    """The per-request check: an active, unexpired session of an active user.
 
     One indexed query (primary key of ``user_sessions`` joined to ``users``) outside any
-    transaction: on PostgreSQL a single round trip.
+    transaction; ``engine`` is an autocommit engine, so it is a single round trip.
+    ``last_used_at`` is written at most every :data:`SESSION_TOUCH_INTERVAL`.
     """
     now = utcnow()
-    params = {"session_id": session_id, "user_id": user_id, "now": now}
-    row = await _AUTHENTICATE.fetch_one(engine, params)
+    row = await session_data.find_active_session_user(
+        engine, user_id=user_id, session_id=session_id, now=now
+    )
     if row is None:
         return None
     if now - row["session_last_used_at"] >= SESSION_TOUCH_INTERVAL:
-        await _TOUCH.execute(engine, params)
-    return Principal(user=_user_from_row(row), session_id=session_id)
+        await session_data.touch_session(engine, session_id=session_id, now=now)
+    return Principal(row, session_id)
 
 
-async def list_active_sessions(db: AsyncSession, *, user_id: uuid.UUID) -> list[UserSession]:
-    """Active, unexpired sessions of a user, most recently used first."""
+async def list_active_sessions(
+    db: AsyncSession, *, user_id: uuid.UUID, current_session_id: uuid.UUID
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Active, unexpired sessions of a user, most recently used first; each row has every
+    ``user_sessions`` column and ``is_current`` (the session of ``current_session_id``)."""
     result = await db.execute(
-        select(UserSession)
-        .where(
-            col(UserSession.user_id) == user_id,
-            col(UserSession.revoked_at).is_(None),
-            col(UserSession.expires_at) > utcnow(),
+        select(
+            *UserSession.__table__.columns,  # type: ignore[attr-defined]
+            (col(UserSession.id) == current_session_id).label("is_current"),
         )
+        .where(col(UserSession.user_id) == user_id, session_data.session_is_active(utcnow()))
         .order_by(col(UserSession.last_used_at).desc(), col(UserSession.created_at).desc())
     )
-    return list(result.scalars().all())
+    return result.all()
 
 
 async def revoke_session(
     db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID, reason: str
 ) -> bool:
     """Revoke one of the user's active sessions; False when there is no such session."""
-    now = utcnow()
-    result = await db.execute(
-        update(UserSession)
-        .where(
-            col(UserSession.id) == session_id,
-            col(UserSession.user_id) == user_id,
-            col(UserSession.revoked_at).is_(None),
-            col(UserSession.expires_at) > now,
-        )
-        .values(revoked_at=now, revoked_reason=reason)
-        .execution_options(synchronize_session=False)
+    revoked = await session_data.revoke_sessions(
+        db,
+        col(UserSession.id) == session_id,
+        col(UserSession.user_id) == user_id,
+        now=utcnow(),
+        reason=reason,
     )
     await db.commit()
-    return _rowcount(result) == 1
+    return revoked == 1
 
 
 async def revoke_user_sessions(
     db: AsyncSession,
     *,
-    user_id: uuid.UUID,
+    user_ids: list[uuid.UUID],
     reason: str,
     keep_session_id: uuid.UUID | None = None,
-    commit: bool = True,
 ) -> int:
-    """Revoke every active session of a user (optionally all but one); return how many."""
-    now = utcnow()
-    conditions = [col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None)]
+    """Revoke every active session of some users (optionally all but one); how many.
+
+    The caller commits, so the revocation lands with the change that caused it.
+    """
+    conditions: list[ColumnElement[bool]] = [col(UserSession.user_id).in_(user_ids)]
     if keep_session_id is not None:
         conditions.append(col(UserSession.id) != keep_session_id)
-    result = await db.execute(
-        update(UserSession)
-        .where(and_(*conditions), col(UserSession.expires_at) > now)
-        .values(revoked_at=now, revoked_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    if commit:
-        await db.commit()
-    return _rowcount(result)
+    return await session_data.revoke_sessions(db, *conditions, now=utcnow(), reason=reason)
 
 
-async def count_active_sessions(db: AsyncSession, *, user_id: uuid.UUID) -> int:
-    result = await db.execute(
-        select(func.count())
-        .select_from(UserSession)
-        .where(
-            col(UserSession.user_id) == user_id,
-            col(UserSession.revoked_at).is_(None),
-            col(UserSession.expires_at) > utcnow(),
-        )
-    )
-    return int(result.scalar_one())
+async def revoke_own_session(
+    db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """A user revokes one of their own sessions; anything else is the same 404."""
+    if not await revoke_session(db, user_id=user_id, session_id=session_id, reason=REASON_REVOKED):
+        raise NotFoundError("Session not found.", code=ErrorCode.SESSION_NOT_FOUND)
+    audit("session.revoked", user_id=user_id, session_id=session_id)

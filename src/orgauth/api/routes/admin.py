@@ -1,4 +1,4 @@
-"""/admin: the superuser API (SPEC §3.6). Every route requires a superuser (403 otherwise)."""
+"""/admin: the superuser API (docs/API.md). Every route requires a superuser (403 otherwise)."""
 
 import uuid
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
 from orgauth.api.routes.organizations import build_member_routes, organization_read
-from orgauth.models import User, utcnow
+from orgauth.models import User
 from orgauth.schemas import (
     AdminOrganizationCreate,
     AdminSessionRead,
@@ -168,25 +168,8 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         rows, total = await admin_service.list_sessions(
             db, page=page, limit=limit, user_id=user_id, active=active
         )
-        now = utcnow()
         return Page[AdminSessionRead](
-            data=[
-                AdminSessionRead(
-                    id=s.id,
-                    user_id=s.user_id,
-                    device_name=s.device_name,
-                    device_type=s.device_type,
-                    browser=s.browser,
-                    os=s.os,
-                    ip_address=s.ip_address,
-                    created_at=s.created_at,
-                    last_used_at=s.last_used_at,
-                    expires_at=s.expires_at,
-                    revoked_at=s.revoked_at,
-                    is_active=s.revoked_at is None and s.expires_at > now,
-                )
-                for s in rows
-            ],
+            data=[AdminSessionRead.model_validate(row) for row in rows],
             pagination=Pagination.of(total=total, page=page, page_size=limit),
         )
 
@@ -223,6 +206,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
             description=body.description,
             owner_id=body.owner_id or admin.id,
             actor=Actor.of(admin),
+            hooks=auth.hooks,
         )
         return organization_read(view)
 

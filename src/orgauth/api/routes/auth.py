@@ -1,4 +1,4 @@
-"""/auth: register, login, refresh, logout and password reset (SPEC §3.2)."""
+"""/auth: register, login, refresh, logout and password reset (docs/API.md)."""
 
 import logging
 from typing import TYPE_CHECKING, Annotated
@@ -27,7 +27,7 @@ from orgauth.services.sessions import IssuedTokens, Principal
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
 
-logger = logging.getLogger("orgauth.email")
+logger = logging.getLogger("orgauth.auth")
 RESET_REQUESTED_MESSAGE = (
     "If an account exists for that email address, a password reset link has been sent."
 )
@@ -69,16 +69,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
             last_name=body.last_name,
             client=client,
         )
-        await auth.hooks.after_register(user)
         return UserRead.model_validate(user)
-
-    async def _login(
-        email: str, password: str, db: AsyncSession, client: ClientInfo
-    ) -> IssuedTokens:
-        await auth.limits.login_account(email)
-        issued = await auth_service.login(db, ctx, email=email, password=password, client=client)
-        await auth.hooks.after_login(issued.user)
-        return issued
 
     @router.post(
         "/login",
@@ -90,7 +81,10 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
     async def login(
         body: LoginRequest, db: Db, client: Client, response: Response
     ) -> TokenResponse:
-        return token_response(await _login(body.email, body.password, db, client), response)
+        issued = await auth_service.login(
+            db, ctx, email=body.email, password=body.password, client=client
+        )
+        return token_response(issued, response)
 
     @router.post(
         "/login/oauth",
@@ -105,7 +99,10 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         client: Client,
         response: Response,
     ) -> TokenResponse:
-        return token_response(await _login(form.username, form.password, db, client), response)
+        issued = await auth_service.login(
+            db, ctx, email=form.username, password=form.password, client=client
+        )
+        return token_response(issued, response)
 
     @router.post(
         "/refresh",
@@ -125,7 +122,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         summary="Sign out of this session",
     )
     async def logout(principal: CurrentPrincipal, db: Db) -> Response:
-        await auth_service.logout(db, user_id=principal.user.id, session_id=principal.session_id)
+        await auth_service.logout(db, user_id=principal.user_id, session_id=principal.session_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.post(
@@ -135,7 +132,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         summary="Sign out of every session",
     )
     async def logout_all(principal: CurrentPrincipal, db: Db) -> RevokedResponse:
-        revoked = await auth_service.logout_all(db, user_id=principal.user.id)
+        revoked = await auth_service.logout_all(db, user_id=principal.user_id)
         return RevokedResponse(revoked=revoked)
 
     @router.post(
@@ -147,13 +144,11 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         dependencies=[Depends(auth.limits.password_reset)],
     )
     async def password_reset_request(
-        body: PasswordResetRequest, db: Db, client: Client, background: BackgroundTasks
+        body: PasswordResetRequest, client: Client, background: BackgroundTasks
     ) -> MessageResponse:
-        delivery = await auth_service.request_password_reset(
-            db, ctx, email=body.email, client=client
-        )
-        if delivery is not None:
-            background.add_task(_deliver_reset, auth, delivery)
+        # Everything that depends on the email (lookup, token, delivery) runs after the
+        # answer has been sent: known and unknown addresses take the same time.
+        background.add_task(_request_password_reset, auth, body.email, client)
         return MessageResponse(message=RESET_REQUESTED_MESSAGE)
 
     @router.post(
@@ -174,14 +169,10 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
     return router
 
 
-async def _deliver_reset(auth: "OrgAuth", delivery: auth_service.ResetDelivery) -> None:
-    """Run after the response: a hook may send the email itself, else the configured backend."""
+async def _request_password_reset(auth: "OrgAuth", email: str, client: ClientInfo) -> None:
+    """The reset request's work, after the response, on a database session of its own."""
     try:
-        handled = await auth.hooks.password_reset_requested(delivery)
-        if not handled:
-            await auth_service.send_reset_email(auth.context, delivery)
-    except Exception as exc:  # never surfaces to the client; the token stays out of the log
-        logger.error(
-            "password reset email failed",
-            extra={"user_id": str(delivery.user_id), "error": type(exc).__name__},
-        )
+        async with auth.sessionmaker() as db:
+            await auth_service.request_password_reset(db, auth.context, email=email, client=client)
+    except Exception as exc:  # nobody is waiting for an answer: log it (no email, no token)
+        logger.error("password reset request failed", extra={"error": type(exc).__name__})

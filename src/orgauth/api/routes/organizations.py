@@ -1,4 +1,4 @@
-"""/organizations: tenants, roles and members (SPEC §3.5)."""
+"""/organizations: tenants, roles and members (docs/API.md)."""
 
 import uuid
 from typing import TYPE_CHECKING, Annotated
@@ -91,9 +91,14 @@ def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: ob
     )
     async def add_member(org_id: uuid.UUID, body: MemberAdd, actor: ActorDep, db: Db) -> MemberRead:
         member = await org_service.add_member(
-            db, actor, org_id, role=body.role, user_id=body.user_id, email=body.email
+            db,
+            actor,
+            org_id,
+            role=body.role,
+            user_id=body.user_id,
+            email=body.email,
+            hooks=auth.hooks,
         )
-        await auth.hooks.after_member_added(org_id, member.user_id, member.role)
         return member_read(member)
 
     @router.patch(
@@ -117,8 +122,7 @@ def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: ob
     async def remove_member(
         org_id: uuid.UUID, user_id: uuid.UUID, actor: ActorDep, db: Db
     ) -> Response:
-        await org_service.remove_member(db, actor, org_id, user_id)
-        await auth.hooks.after_member_removed(org_id, user_id)
+        await org_service.remove_member(db, actor, org_id, user_id, hooks=auth.hooks)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -146,6 +150,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
             description=body.description,
             owner_id=user.id,
             actor=Actor.of(user),
+            hooks=auth.hooks,
             users_may_create=auth.settings.allow_user_org_creation,
         )
         return organization_read(view)

@@ -1,4 +1,4 @@
-"""/sessions: list and revoke my signed-in devices (SPEC §3.4)."""
+"""/sessions: list and revoke my signed-in devices (docs/API.md)."""
 
 import uuid
 from typing import TYPE_CHECKING, Annotated
@@ -7,8 +7,6 @@ from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._responses import errors
-from orgauth.audit import audit
-from orgauth.errors import ErrorCode, NotFoundError
 from orgauth.schemas import SessionList, SessionRead
 from orgauth.services import sessions as session_service
 from orgauth.services.sessions import Principal
@@ -27,22 +25,10 @@ def build_sessions_router(auth: "OrgAuth") -> APIRouter:
         "/me", response_model=SessionList, responses=errors(401), summary="My active sessions"
     )
     async def my_sessions(principal: CurrentPrincipal, db: Db) -> SessionList:
-        rows = await session_service.list_active_sessions(db, user_id=principal.user.id)
-        items = [
-            SessionRead(
-                id=row.id,
-                device_name=row.device_name,
-                device_type=row.device_type,
-                browser=row.browser,
-                os=row.os,
-                ip_address=row.ip_address,
-                created_at=row.created_at,
-                last_used_at=row.last_used_at,
-                expires_at=row.expires_at,
-                is_current=row.id == principal.session_id,
-            )
-            for row in rows
-        ]
+        rows = await session_service.list_active_sessions(
+            db, user_id=principal.user_id, current_session_id=principal.session_id
+        )
+        items = [SessionRead.model_validate(row) for row in rows]
         return SessionList(sessions=items, total=len(items))
 
     @router.delete(
@@ -52,15 +38,9 @@ def build_sessions_router(auth: "OrgAuth") -> APIRouter:
         summary="Revoke one of my sessions",
     )
     async def revoke(session_id: uuid.UUID, principal: CurrentPrincipal, db: Db) -> Response:
-        revoked = await session_service.revoke_session(
-            db,
-            user_id=principal.user.id,
-            session_id=session_id,
-            reason=session_service.REASON_REVOKED,
+        await session_service.revoke_own_session(
+            db, user_id=principal.user_id, session_id=session_id
         )
-        if not revoked:
-            raise NotFoundError("Session not found.", code=ErrorCode.SESSION_NOT_FOUND)
-        audit("session.revoked", user_id=principal.user.id, session_id=session_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

@@ -1,4 +1,4 @@
-"""/users/me: the caller's profile and password (SPEC §3.3)."""
+"""/users/me: the caller's profile and password (docs/API.md)."""
 
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +26,7 @@ def add_profile_route(router: APIRouter, auth: "OrgAuth", path: str) -> None:
     # One dependency level (the principal) instead of current_user -> principal -> bearer.
     async def read_me(principal: Annotated[Principal, Depends(get_principal)]) -> Response:
         # Serialised once here; FastAPI would otherwise validate the model a second time.
-        body = UserRead.model_validate(principal.user).model_dump_json()
+        body = UserRead.model_validate(principal.user_fields).model_dump_json()
         return Response(body, media_type="application/json")
 
     router.add_api_route(
@@ -78,7 +78,6 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
             current_password=body.current_password,
             new_password=body.new_password,
         )
-        await auth.hooks.after_password_change(principal.user)
         return MessageResponse(message="Password changed; your other sessions were signed out.")
 
     return router

@@ -1,0 +1,41 @@
+"""Per-IP rate limits of the sensitive routes, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from limits import parse_many
+
+from orgauth.api.client import client_ip
+from orgauth.security.network import TrustedProxies
+from orgauth.security.ratelimit import RateLimiter
+from orgauth.settings import OrgAuthSettings
+
+
+class RouteLimits:
+    """One dependency per limited route: counts the request against the client's IP."""
+
+    def __init__(self, settings: OrgAuthSettings, limiter: RateLimiter) -> None:
+        proxies = TrustedProxies(settings.forwarded_allow_ips)
+        self.login = _per_ip(limiter, proxies, "login", settings.rate_limit_login)
+        self.register = _per_ip(limiter, proxies, "register", settings.rate_limit_register)
+        self.refresh = _per_ip(limiter, proxies, "refresh", settings.rate_limit_refresh)
+        self.password_reset = _per_ip(
+            limiter, proxies, "password_reset", settings.rate_limit_password_reset
+        )
+        self.password_change = _per_ip(
+            limiter, proxies, "password_change", settings.rate_limit_password_change
+        )
+
+
+def _per_ip(
+    limiter: RateLimiter, proxies: TrustedProxies, name: str, notation: str
+) -> Callable[[Request], Awaitable[None]]:
+    items = parse_many(notation)
+
+    async def enforce(request: Request) -> None:
+        await limiter.hit(name, items, client_ip(request, proxies) or "unknown")
+
+    enforce.__name__ = f"rate_limit_{name}"
+    return enforce
