@@ -1,4 +1,4 @@
-"""Pagination query parameters shared by every list endpoint (SPEC §3)."""
+"""Pagination and search query parameters shared by every list endpoint (docs/API.md)."""
 
 from typing import Annotated
 
@@ -8,7 +8,13 @@ from orgauth.schemas import MAX_PAGE_SIZE, MAX_SEARCH_LENGTH
 
 PageParam = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page (1-100).")]
+# No NUL: PostgreSQL refuses it in text and SQLite's LIKE stops at it (matching everything).
 SearchParam = Annotated[
     str | None,
-    Query(min_length=1, max_length=MAX_SEARCH_LENGTH, description="Literal substring search."),
+    Query(
+        min_length=1,
+        max_length=MAX_SEARCH_LENGTH,
+        pattern=r"^[^\x00]*$",
+        description="Literal substring search.",
+    ),
 ]
