@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar
 import pytest
 from fastapi import Depends, FastAPI
 from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
 
-from conftest import make_settings
+from conftest import is_postgres_run, make_settings
 from orgauth import Membership, OrgAuth, User
 
 from .helpers import API, create_org, running, sign_up
@@ -258,3 +259,45 @@ async def test_deleting_an_organization_cascades_to_host_rows(
 
     assert deleted.status_code == 204
     assert [(row.organization_id, row.body) for row in rows] == [(kept, "c")]
+
+
+# --- other async drivers ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not is_postgres_run(), reason="psycopg needs PostgreSQL")
+async def test_a_host_engine_on_psycopg_serves_every_authenticated_request(
+    database_url: str, db: AsyncEngine, tmp_path: Path
+) -> None:
+    """orgauth's per-request statements go through SQLAlchemy, so any async driver works."""
+    url = make_url(database_url).set(drivername="postgresql+psycopg")
+    engine = create_async_engine(url)
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        auth = OrgAuth(make_settings(database_url, tmp_path), engine=engine)
+        app = FastAPI(lifespan=auth.lifespan)
+        auth.install(app)
+
+        @app.get("/whoami")
+        async def whoami(user: Annotated[User, Depends(auth.current_user)]) -> dict[str, str]:
+            return {"email": user.email}
+
+        async with running(app) as client:
+            account = await sign_up(client)
+            me = await client.get(f"{API}/users/me", headers=account.headers)
+            mine = await client.get("/whoami", headers=account.headers)
+            health = await client.get("/health")
+            org = await create_org(client, account)
+            members = await client.get(
+                f"{API}/organizations/{org}/members", headers=account.headers
+            )
+
+        assert me.status_code == 200, me.text
+        assert me.json()["email"] == account.email
+        assert mine.json() == {"email": account.email}
+        assert health.status_code == 200
+        assert health.json()["checks"]["database"]["status"] == "ok"
+        assert members.status_code == 200
+        assert any("user_sessions" in s and s.lstrip().startswith("SELECT") for s in statements)
+    finally:
+        await engine.dispose()
