@@ -142,6 +142,23 @@ async def test_register_refuses_weak_password(
     assert await count_users(db) == 0
 
 
+async def test_register_accepts_a_random_password_of_the_shortest_minimum_length(
+    make_app: ClientFactory, db: AsyncEngine
+) -> None:
+    custom = await make_app(password_min_length=8)
+
+    accepted = await custom.client.post(
+        REGISTER, json={"email": unique_email(), "password": "5cnL5-cL"}
+    )
+    walk = await custom.client.post(
+        REGISTER, json={"email": unique_email(), "password": "zaq1@WSX"}
+    )
+
+    assert accepted.status_code == 201, accepted.text
+    assert_error(walk, 422, "WEAK_PASSWORD")
+    assert await count_users(db) == 1
+
+
 @pytest.mark.parametrize("length", [73, 100, 128])
 async def test_register_accepts_long_passwords_up_to_max_length(
     client: httpx.AsyncClient, length: int
