@@ -111,6 +111,12 @@ def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     yield from _fresh_database(tmp_path_factory, "empty-database")
 
 
+@pytest.fixture
+def fresh_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new, never-migrated database for one test (dropped afterwards)."""
+    yield from _fresh_database(tmp_path_factory, "fresh")
+
+
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> OrgAuthSettings:
     """Test settings: fast bcrypt, file email backend, no .env file."""
     values: dict[str, Any] = {

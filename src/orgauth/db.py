@@ -122,4 +122,23 @@ def is_outage_error(exc: BaseException | None) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES)
 
 
+# SQLSTATEs of a schema that is not there: undefined table (42P01) or column (42703).
+MISSING_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+# SQLite's messages for the same (it has no SQLSTATEs).
+_SQLITE_MISSING_SCHEMA = ("no such table", "no such column", "has no column named")
+
+
+def is_missing_schema_error(exc: BaseException) -> bool:
+    """Whether a database error means orgauth's tables or columns are not there: a
+    database that was never migrated, or is behind the installed orgauth."""
+    original = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate in MISSING_SCHEMA_SQLSTATES
+    message = str(original).lower()
+    return type(original).__name__ == "OperationalError" and message.startswith(
+        _SQLITE_MISSING_SCHEMA
+    )
+
+
 _PING = FixedStatement(text("SELECT 1"))

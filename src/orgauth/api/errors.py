@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orgauth.db import is_outage_error
+from orgauth.db import is_missing_schema_error, is_outage_error
 from orgauth.errors import ErrorCode, OrgAuthError, ServiceUnavailableError, error_body
 
 logger = logging.getLogger("orgauth.errors")
@@ -34,6 +34,22 @@ def _is_outage(exc: BaseException) -> bool:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_missing_schema_error(exc):
+        # A setup mistake, not an outage: say what to do (in the log; the client only
+        # learns that the server is not set up).
+        from orgauth.schema import MIGRATE_ADVICE
+
+        auth = getattr(request.app.state, "orgauth", None)
+        if auth is not None:
+            auth.schema.forget()  # /health re-reads the version table from now on
+        logger.error(
+            f"orgauth's tables are missing or out of date; {MIGRATE_ADVICE}",
+            extra={"path": request.url.path, "error": type(exc).__name__},
+        )
+        return JSONResponse(
+            error_body(ErrorCode.DATABASE_NOT_MIGRATED, "The server's database is not set up."),
+            status_code=500,
+        )
     if _is_outage(exc):
         logger.warning("database unavailable", extra={"error": type(exc).__name__})
         unavailable = ServiceUnavailableError()

@@ -1,4 +1,5 @@
-"""GET /health: version, environment and a real database probe (SPEC §3.1)."""
+"""GET /health: version, environment, a real database probe and the schema version
+(docs/API.md)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,16 @@ class DatabaseCheck(BaseModel):
     error: str | None = None
 
 
+class MigrationsCheck(BaseModel):
+    status: Literal["ok", "error"]
+    current: str | None = None
+    latest: str | None = None
+    error: str | None = None
+
+
 class HealthChecks(BaseModel):
     database: DatabaseCheck
+    migrations: MigrationsCheck | None = None
 
 
 class HealthResponse(BaseModel):
@@ -62,21 +71,32 @@ async def check_health(
     Built as a plain dict (the schema above documents it): this route is polled by load
     balancers and should cost little more than the probe itself.
     """
-    database: dict[str, Any]
+    checks: dict[str, Any] = {}
     try:
         async with asyncio.timeout(HEALTH_PROBE_TIMEOUT_S):
             latency = await (coalescer.probe(auth) if coalescer else ping(auth.autocommit_engine))
-        database = {"status": "ok", "latency_ms": round(latency, 2)}
+            schema = await auth.schema.report(auth.engine)
+        checks["database"] = {"status": "ok", "latency_ms": round(latency, 2)}
+        checks["migrations"] = (
+            {"status": "ok", "current": schema.current, "latest": schema.head}
+            if schema.at_head
+            else {
+                "status": "error",
+                "current": schema.current,
+                "latest": schema.head,
+                "error": schema.problem(),
+            }
+        )
     except Exception as exc:  # any failure of the probe means unhealthy, never a 500
         logger.warning("health probe failed", extra={"error": type(exc).__name__})
-        database = {"status": "error", "error": "database unreachable"}
-    healthy = database["status"] == "ok"
+        checks["database"] = {"status": "error", "error": "database unreachable"}
+    healthy = all(check["status"] == "ok" for check in checks.values())
     report = {
         "status": "healthy" if healthy else "unhealthy",
         "version": __version__,
         "environment": auth.settings.environment,
         "timestamp": datetime.now(UTC).isoformat(),
-        "checks": {"database": database},
+        "checks": checks,
     }
     return (200 if healthy else 503), report
 
@@ -101,7 +121,12 @@ def add_health_route(router: APIRouter, auth: OrgAuth) -> None:
         health,
         methods=["GET"],
         response_model=HealthResponse,
-        responses={503: {"model": HealthResponse, "description": "Database unreachable"}},
+        responses={
+            503: {
+                "model": HealthResponse,
+                "description": "Database unreachable, or not at orgauth's latest migration",
+            }
+        },
         summary="Service health with a database probe",
         tags=["health"],
     )
