@@ -129,4 +129,5 @@ def add_health_route(router: APIRouter, auth: OrgAuth) -> None:
         },
         summary="Service health with a database probe",
         tags=["health"],
+        operation_id="health",
     )

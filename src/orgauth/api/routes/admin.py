@@ -55,7 +55,12 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     # --- users -------------------------------------------------------------------
 
-    @router.get("/users", response_model=Page[UserRead], summary="List users")
+    @router.get(
+        "/users",
+        response_model=Page[UserRead],
+        summary="List users",
+        operation_id="admin_list_users",
+    )
     async def list_users(
         db: Db,
         page: PageParam = 1,
@@ -83,6 +88,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/users",
+        operation_id="admin_create_user",
         response_model=UserRead,
         status_code=status.HTTP_201_CREATED,
         responses=errors(409, 422),
@@ -104,6 +110,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/users/bulk-action",
+        operation_id="admin_bulk_action",
         response_model=BulkActionResult,
         responses=errors(422),
         summary="Activate, deactivate or delete up to 100 users",
@@ -115,13 +122,18 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         return BulkActionResult(affected=result.affected, skipped_ids=result.skipped_ids)
 
     @router.get(
-        "/users/{user_id}", response_model=UserRead, responses=errors(404, 422), summary="A user"
+        "/users/{user_id}",
+        response_model=UserRead,
+        responses=errors(404, 422),
+        summary="A user",
+        operation_id="admin_get_user",
     )
     async def get_user(user_id: uuid.UUID, db: Db) -> UserRead:
         return UserRead.model_validate(await admin_service.get_user(db, user_id))
 
     @router.patch(
         "/users/{user_id}",
+        operation_id="admin_update_user",
         response_model=UserRead,
         responses=errors(404, 409, 422),
         summary="Update a user (deactivation signs them out everywhere)",
@@ -137,6 +149,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.delete(
         "/users/{user_id}",
+        operation_id="admin_delete_user",
         status_code=status.HTTP_204_NO_CONTENT,
         responses=errors(404, 409, 422),
         summary="Delete a user with their sessions and memberships",
@@ -147,6 +160,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.delete(
         "/users/{user_id}/sessions",
+        operation_id="admin_revoke_user_sessions",
         response_model=RevokedResponse,
         responses=errors(404, 422),
         summary="Revoke every session of a user",
@@ -157,7 +171,12 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     # --- sessions ----------------------------------------------------------------
 
-    @router.get("/sessions", response_model=Page[AdminSessionRead], summary="List sessions")
+    @router.get(
+        "/sessions",
+        response_model=Page[AdminSessionRead],
+        summary="List sessions",
+        operation_id="admin_list_sessions",
+    )
     async def list_sessions(
         db: Db,
         page: PageParam = 1,
@@ -176,7 +195,10 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
     # --- organizations -----------------------------------------------------------
 
     @router.get(
-        "/organizations", response_model=Page[OrganizationRead], summary="List organizations"
+        "/organizations",
+        response_model=Page[OrganizationRead],
+        summary="List organizations",
+        operation_id="admin_list_organizations",
     )
     async def list_organizations(
         db: Db, page: PageParam = 1, limit: LimitParam = 20, search: SearchParam = None
@@ -191,6 +213,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/organizations",
+        operation_id="admin_create_organization",
         response_model=OrganizationRead,
         status_code=status.HTTP_201_CREATED,
         responses=errors(404, 409, 422),
@@ -212,6 +235,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.get(
         "/organizations/{org_id}",
+        operation_id="admin_get_organization",
         response_model=OrganizationRead,
         responses=errors(404, 422),
         summary="An organization",
@@ -222,6 +246,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.patch(
         "/organizations/{org_id}",
+        operation_id="admin_update_organization",
         response_model=OrganizationRead,
         responses=errors(404, 409, 422),
         summary="Update an organization",
@@ -235,6 +260,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
 
     @router.delete(
         "/organizations/{org_id}",
+        operation_id="admin_delete_organization",
         status_code=status.HTTP_204_NO_CONTENT,
         responses=errors(404, 422),
         summary="Delete an organization",
@@ -244,12 +270,17 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     members = APIRouter(prefix="/organizations")
-    build_member_routes(members, auth, superuser_actor)
+    build_member_routes(members, auth, superuser_actor, operation_prefix="admin_organizations")
     router.include_router(members)
 
     # --- stats -------------------------------------------------------------------
 
-    @router.get("/stats", response_model=AdminStats, summary="Counts, computed in SQL")
+    @router.get(
+        "/stats",
+        response_model=AdminStats,
+        summary="Counts, computed in SQL",
+        operation_id="admin_stats",
+    )
     async def stats(db: Db) -> AdminStats:
         result = await admin_service.stats(db)
         return AdminStats(

@@ -53,6 +53,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/register",
+        operation_id="auth_register",
         response_model=UserRead,
         status_code=status.HTTP_201_CREATED,
         responses=errors(400, 403, 422, 429),
@@ -73,6 +74,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/login",
+        operation_id="auth_login",
         response_model=TokenResponse,
         responses=errors(401, 422, 429),
         summary="Sign in with email and password",
@@ -88,6 +90,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/login/oauth",
+        operation_id="auth_login_form",
         response_model=TokenResponse,
         responses=errors(401, 422, 429),
         summary="Sign in with an OAuth2 password form (Swagger's Authorize button)",
@@ -106,6 +109,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/refresh",
+        operation_id="auth_refresh",
         response_model=TokenResponse,
         responses=errors(401, 422, 429),
         summary="Exchange a refresh token for new tokens (rotation)",
@@ -117,6 +121,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/logout",
+        operation_id="auth_logout",
         status_code=status.HTTP_204_NO_CONTENT,
         responses=errors(401),
         summary="Sign out of this session",
@@ -127,6 +132,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/logout-all",
+        operation_id="auth_logout_all",
         response_model=RevokedResponse,
         responses=errors(401),
         summary="Sign out of every session",
@@ -137,6 +143,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/password-reset/request",
+        operation_id="auth_request_password_reset",
         response_model=MessageResponse,
         status_code=status.HTTP_202_ACCEPTED,
         responses=errors(422, 429),
@@ -153,6 +160,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "/password-reset/confirm",
+        operation_id="auth_confirm_password_reset",
         response_model=MessageResponse,
         responses=errors(400, 422, 429),
         summary="Set a new password with a reset token; signs out every session",

@@ -52,14 +52,18 @@ def member_read(member: MemberView) -> MemberRead:
     )
 
 
-def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: object) -> None:
-    """Member routes shared by /organizations and /admin/organizations."""
+def build_member_routes(
+    router: APIRouter, auth: "OrgAuth", actor_dependency: object, *, operation_prefix: str
+) -> None:
+    """Member routes shared by /organizations and /admin/organizations; their OpenAPI
+    operation ids start with ``operation_prefix``."""
     deps = auth.dependencies
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     ActorDep = Annotated[Actor, Depends(actor_dependency)]
 
     @router.get(
         "/{org_id}/members",
+        operation_id=f"{operation_prefix}_list_members",
         response_model=Page[MemberRead],
         responses=errors(401, 403, 404, 422),
         summary="List members",
@@ -84,6 +88,7 @@ def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: ob
 
     @router.post(
         "/{org_id}/members",
+        operation_id=f"{operation_prefix}_add_member",
         response_model=MemberRead,
         status_code=status.HTTP_201_CREATED,
         responses=errors(401, 403, 404, 409, 422),
@@ -103,6 +108,7 @@ def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: ob
 
     @router.patch(
         "/{org_id}/members/{user_id}",
+        operation_id=f"{operation_prefix}_change_member_role",
         response_model=MemberRead,
         responses=errors(401, 403, 404, 409, 422),
         summary="Change a member's role",
@@ -115,6 +121,7 @@ def build_member_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: ob
 
     @router.delete(
         "/{org_id}/members/{user_id}",
+        operation_id=f"{operation_prefix}_remove_member",
         status_code=status.HTTP_204_NO_CONTENT,
         responses=errors(401, 403, 404, 409, 422),
         summary="Remove a member, or leave (your own user id)",
@@ -137,6 +144,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
 
     @router.post(
         "",
+        operation_id="organizations_create",
         response_model=OrganizationRead,
         status_code=status.HTTP_201_CREATED,
         responses=errors(401, 403, 409, 422),
@@ -157,6 +165,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
 
     @router.get(
         "/me",
+        operation_id="organizations_list_mine",
         response_model=list[MyOrganizationRead],
         responses=errors(401),
         summary="My organizations, with my role",
@@ -170,6 +179,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
 
     @router.get(
         "/{org_id}",
+        operation_id="organizations_get",
         response_model=OrganizationRead,
         responses=errors(401, 404, 422),
         summary="An organization I belong to",
@@ -180,6 +190,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
 
     @router.patch(
         "/{org_id}",
+        operation_id="organizations_update",
         response_model=OrganizationRead,
         responses=errors(401, 403, 404, 409, 422),
         summary="Update an organization (admins and owners)",
@@ -193,6 +204,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
 
     @router.delete(
         "/{org_id}",
+        operation_id="organizations_delete",
         status_code=status.HTTP_204_NO_CONTENT,
         responses=errors(401, 403, 404, 422),
         summary="Delete an organization (owners)",
@@ -201,5 +213,5 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         await org_service.delete_organization(db, Actor.of(user), org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    build_member_routes(router, auth, member_actor)
+    build_member_routes(router, auth, member_actor, operation_prefix="organizations")
     return router

@@ -22,7 +22,11 @@ def build_sessions_router(auth: "OrgAuth") -> APIRouter:
     CurrentPrincipal = Annotated[Principal, Depends(deps.get_principal)]
 
     @router.get(
-        "/me", response_model=SessionList, responses=errors(401), summary="My active sessions"
+        "/me",
+        response_model=SessionList,
+        responses=errors(401),
+        summary="My active sessions",
+        operation_id="sessions_list_mine",
     )
     async def my_sessions(principal: CurrentPrincipal, db: Db) -> SessionList:
         rows = await session_service.list_active_sessions(
@@ -33,6 +37,7 @@ def build_sessions_router(auth: "OrgAuth") -> APIRouter:
 
     @router.delete(
         "/{session_id}",
+        operation_id="sessions_revoke",
         status_code=status.HTTP_204_NO_CONTENT,
         responses=errors(401, 404),
         summary="Revoke one of my sessions",

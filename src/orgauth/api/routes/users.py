@@ -37,6 +37,7 @@ def add_profile_route(router: APIRouter, auth: "OrgAuth", path: str) -> None:
         responses=errors(401),
         summary="My profile",
         tags=["users"],
+        operation_id="users_get_me",
     )
 
 
@@ -51,7 +52,11 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
         add_profile_route(router, auth, "/me")
 
     @router.patch(
-        "/me", response_model=UserRead, responses=errors(401, 422), summary="Update my names"
+        "/me",
+        response_model=UserRead,
+        responses=errors(401, 422),
+        summary="Update my names",
+        operation_id="users_update_me",
     )
     async def update_me(body: UserUpdateMe, user: CurrentUser, db: Db) -> UserRead:
         changes = body.model_dump(include=body.model_fields_set)
@@ -60,6 +65,7 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
 
     @router.post(
         "/me/password",
+        operation_id="users_change_password",
         response_model=MessageResponse,
         responses=errors(400, 401, 422, 429),
         summary="Change my password; signs out my other sessions",

@@ -1,0 +1,84 @@
+"""OpenAPI operation ids: short, stable names that generated clients can use as is."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+
+from orgauth import OrgAuth, OrgAuthSettings
+
+EXPECTED = {
+    ("get", "/health"): "health",
+    ("get", "/api/v1/users/me"): "users_get_me",
+    ("patch", "/api/v1/users/me"): "users_update_me",
+    ("post", "/api/v1/users/me/password"): "users_change_password",
+    ("get", "/api/v1/sessions/me"): "sessions_list_mine",
+    ("delete", "/api/v1/sessions/{session_id}"): "sessions_revoke",
+    ("post", "/api/v1/auth/register"): "auth_register",
+    ("post", "/api/v1/auth/login"): "auth_login",
+    ("post", "/api/v1/auth/login/oauth"): "auth_login_form",
+    ("post", "/api/v1/auth/refresh"): "auth_refresh",
+    ("post", "/api/v1/auth/logout"): "auth_logout",
+    ("post", "/api/v1/auth/logout-all"): "auth_logout_all",
+    ("post", "/api/v1/auth/password-reset/request"): "auth_request_password_reset",
+    ("post", "/api/v1/auth/password-reset/confirm"): "auth_confirm_password_reset",
+    ("post", "/api/v1/organizations"): "organizations_create",
+    ("get", "/api/v1/organizations/me"): "organizations_list_mine",
+    ("get", "/api/v1/organizations/{org_id}"): "organizations_get",
+    ("patch", "/api/v1/organizations/{org_id}"): "organizations_update",
+    ("delete", "/api/v1/organizations/{org_id}"): "organizations_delete",
+    ("get", "/api/v1/organizations/{org_id}/members"): "organizations_list_members",
+    ("post", "/api/v1/organizations/{org_id}/members"): "organizations_add_member",
+    ("patch", "/api/v1/organizations/{org_id}/members/{user_id}"): (
+        "organizations_change_member_role"
+    ),
+    ("delete", "/api/v1/organizations/{org_id}/members/{user_id}"): "organizations_remove_member",
+    ("get", "/api/v1/admin/users"): "admin_list_users",
+    ("post", "/api/v1/admin/users"): "admin_create_user",
+    ("post", "/api/v1/admin/users/bulk-action"): "admin_bulk_action",
+    ("get", "/api/v1/admin/users/{user_id}"): "admin_get_user",
+    ("patch", "/api/v1/admin/users/{user_id}"): "admin_update_user",
+    ("delete", "/api/v1/admin/users/{user_id}"): "admin_delete_user",
+    ("delete", "/api/v1/admin/users/{user_id}/sessions"): "admin_revoke_user_sessions",
+    ("get", "/api/v1/admin/sessions"): "admin_list_sessions",
+    ("get", "/api/v1/admin/organizations"): "admin_list_organizations",
+    ("post", "/api/v1/admin/organizations"): "admin_create_organization",
+    ("get", "/api/v1/admin/organizations/{org_id}"): "admin_get_organization",
+    ("patch", "/api/v1/admin/organizations/{org_id}"): "admin_update_organization",
+    ("delete", "/api/v1/admin/organizations/{org_id}"): "admin_delete_organization",
+    ("get", "/api/v1/admin/organizations/{org_id}/members"): "admin_organizations_list_members",
+    ("post", "/api/v1/admin/organizations/{org_id}/members"): "admin_organizations_add_member",
+    ("patch", "/api/v1/admin/organizations/{org_id}/members/{user_id}"): (
+        "admin_organizations_change_member_role"
+    ),
+    ("delete", "/api/v1/admin/organizations/{org_id}/members/{user_id}"): (
+        "admin_organizations_remove_member"
+    ),
+    ("get", "/api/v1/admin/stats"): "admin_stats",
+}
+
+
+def operation_ids(app: FastAPI) -> dict[tuple[str, str], str]:
+    return {
+        (method, path): operation["operationId"]
+        for path, operations in app.openapi()["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def test_every_operation_has_its_short_stable_id(app: FastAPI) -> None:
+    assert operation_ids(app) == EXPECTED
+    for operation_id in EXPECTED.values():
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", operation_id)
+
+
+def test_a_host_app_gets_the_same_ids(settings: OrgAuthSettings) -> None:
+    auth = OrgAuth(settings)
+    installed = FastAPI()
+    auth.install(installed)
+    mounted = FastAPI()
+    mounted.include_router(auth.router)
+
+    assert operation_ids(installed) == EXPECTED
+    assert operation_ids(mounted) == {k: v for k, v in EXPECTED.items() if k[1] != "/health"}
