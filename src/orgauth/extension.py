@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
 from orgauth.errors import OrgAuthError
 from orgauth.hooks import Hooks
+from orgauth.lengths import MAX_BODY_BYTES
 from orgauth.models import Membership, OrgRole, User
 from orgauth.schema import SchemaWatch
 from orgauth.security.devices import parse_user_agent
@@ -37,6 +38,19 @@ if TYPE_CHECKING:
     from orgauth.api.limits import RouteLimits
 
 logger = logging.getLogger("orgauth")
+
+
+#: The routers orgauth can add, by name: ``install(app, routers={"auth", "users"})``.
+ROUTERS: tuple[str, ...] = ("auth", "users", "sessions", "organizations", "admin")
+
+
+def _checked_routers(routers: Collection[str]) -> frozenset[str]:
+    if isinstance(routers, str):
+        routers = [routers]
+    unknown = sorted(set(routers) - set(ROUTERS))
+    if unknown:
+        raise ValueError(f"unknown orgauth routers {unknown}; choose from {list(ROUTERS)}")
+    return frozenset(routers)
 
 
 async def _errors_without_install(request: Request) -> AsyncIterator[None]:
@@ -261,37 +275,59 @@ class OrgAuth:
         Mounted without :meth:`install`, a guard dependency answers orgauth's errors in
         orgauth's format instead of letting them become bare 500s.
         """
-        return self._build_router(guarded=True)
+        return self.build_router()
 
-    def _build_router(self, *, guarded: bool, profile_route: bool = True) -> APIRouter:
+    def build_router(self, routers: Collection[str] = ROUTERS) -> APIRouter:
+        """The routes of the named routers (see :data:`ROUTERS`) under ``API_PREFIX``, for
+        apps that mount them themselves (guarded like :attr:`router`)."""
+        return self._build_router(_checked_routers(routers), guarded=True)
+
+    def _build_router(
+        self, routers: frozenset[str], *, guarded: bool, profile_route: bool = True
+    ) -> APIRouter:
         from orgauth.api.routes.admin import build_admin_router
         from orgauth.api.routes.auth import build_auth_router
         from orgauth.api.routes.organizations import build_organizations_router
         from orgauth.api.routes.sessions import build_sessions_router
         from orgauth.api.routes.users import build_users_router
 
+        builders: dict[str, Callable[[], APIRouter]] = {
+            # Routes are matched in order: the per-request one (/users/me) comes first.
+            "users": lambda: build_users_router(self, profile_route=profile_route),
+            "sessions": lambda: build_sessions_router(self),
+            "auth": lambda: build_auth_router(self),
+            "organizations": lambda: build_organizations_router(self),
+            "admin": lambda: build_admin_router(self),
+        }
         router = APIRouter(
             prefix=self.settings.api_prefix,
             dependencies=[Depends(_errors_without_install)] if guarded else [],
         )
-        # Routes are matched in order: the per-request one (/users/me) comes first.
-        router.include_router(build_users_router(self, profile_route=profile_route))
-        router.include_router(build_sessions_router(self))
-        router.include_router(build_auth_router(self))
-        router.include_router(build_organizations_router(self))
-        router.include_router(build_admin_router(self))
+        for name, build in builders.items():
+            if name in routers:
+                router.include_router(build())
         return router
 
     def install(
         self,
         app: FastAPI,
         *,
+        routers: Collection[str] = ROUTERS,
         include_health: bool = True,
         security_headers: bool = True,
         cors: bool = True,
+        max_body_size: int | None = MAX_BODY_BYTES,
     ) -> None:
-        """Add orgauth to ``app``: routes under ``API_PREFIX``, error handling, the body
-        limit, security headers (SPEC §4.7) and CORS for ``BACKEND_CORS_ORIGINS``."""
+        """Add orgauth to ``app`` (docs/EMBEDDING.md).
+
+        ``routers``: which of :data:`ROUTERS` to add under ``API_PREFIX`` (default: all).
+        ``include_health``: ``GET /health``. ``security_headers``: orgauth's security
+        headers on every response that does not set its own (a host route's own
+        ``Content-Security-Policy`` and the like are kept). ``cors``: CORS for
+        ``BACKEND_CORS_ORIGINS``. ``max_body_size``: request bodies above this many bytes
+        are refused with 413, on every route of the app (``None``: no limit, e.g. when the
+        host has upload routes and bounds bodies itself). Error handling is always added.
+        """
         from orgauth.api.errors import install_error_handlers
         from orgauth.api.health import add_health_route
         from orgauth.api.middleware import (
@@ -303,16 +339,19 @@ class OrgAuth:
         from orgauth.api.routes.users import add_profile_route
         from orgauth.security.headers import SecurityHeaders
 
+        selected = _checked_routers(routers)
         install_error_handlers(app)
         # The per-request routes go on the app's own router: FastAPI then matches them
         # without walking its tree of included routers (a measurable cost per request).
         if include_health:
             add_health_route(app.router, self)
-        add_profile_route(app.router, self, f"{self.settings.api_prefix}/users/me")
+        if "users" in selected:
+            add_profile_route(app.router, self, f"{self.settings.api_prefix}/users/me")
         # install() registers the error handlers itself: no per-request guard needed.
-        app.include_router(self._build_router(guarded=False, profile_route=False))
+        app.include_router(self._build_router(selected, guarded=False, profile_route=False))
         app.add_middleware(UnhandledErrorMiddleware)
-        app.add_middleware(BodyLimitMiddleware)
+        if max_body_size is not None:
+            app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_size)
         origins = self.settings.backend_cors_origins
         if cors and origins:
             app.add_middleware(

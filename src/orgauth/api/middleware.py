@@ -14,15 +14,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgauth.errors import ErrorCode, error_body
+from orgauth.lengths import MAX_BODY_BYTES
 from orgauth.security.headers import SecurityHeaders
 
 logger = logging.getLogger("orgauth.errors")
-MAX_BODY_BYTES = 1024 * 1024  # 1 MiB (SPEC §4.9)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class SecurityHeadersMiddleware:
-    """Adds the security headers to every HTTP response, errors and 404s included."""
+    """Adds the security headers to every HTTP response, errors and 404s included.
+
+    A header the response already has is left as it is: a host route with its own
+    ``Content-Security-Policy`` (say, for a page of its own) keeps it.
+    """
 
     def __init__(self, app: ASGIApp, headers: SecurityHeaders) -> None:
         self.app = app
@@ -33,16 +37,13 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         extra = self.headers.for_path(scope["path"])
-        names = self.headers.names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in names and k.lower() != b"server"
-                ]
-                message["headers"] = headers + extra
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(pair for pair in extra if pair[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -68,7 +69,7 @@ async def _too_large(send: Send) -> None:
         send,
         413,
         ErrorCode.PAYLOAD_TOO_LARGE,
-        "The request body is larger than 1 MiB.",
+        "The request body is too large.",
         close=True,
     )
 

@@ -1,4 +1,4 @@
-"""Security headers (SPEC §4.7): which headers every response gets, by path and settings."""
+"""Security headers (docs/SECURITY.md): which headers every response gets, by path and settings."""
 
 from __future__ import annotations
 
@@ -51,7 +51,6 @@ class SecurityHeaders:
             docs.append(("content-security-policy", docs_csp))
         self.api = _encode(api)
         self.docs = _encode(docs)
-        self.names = frozenset(name for name, _ in self.api + self.docs)
         self._docs_paths = docs_paths
 
     def for_path(self, path: str) -> list[tuple[bytes, bytes]]:
