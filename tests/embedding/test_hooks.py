@@ -1,6 +1,6 @@
-"""Event hooks and a custom email sender (SPEC §6): what each hook receives, that the event
-is committed first, and that a failing hook neither aborts the request nor leaks its
-message into the log."""
+"""Event hooks and a custom email sender (docs/EMBEDDING.md): what each hook receives,
+that the event is committed first, and that a failing hook neither aborts the request nor
+leaks its message into the log."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import make_settings
@@ -184,6 +184,37 @@ async def test_member_hooks_get_organization_user_and_role(make_host: Any) -> No
         (org_id, leaver.id, OrgRole.MEMBER),
     ]
     assert recorder.of("removed") == [(org_id, member.id, None), (org_id, leaver.id, None)]
+
+
+async def test_accounts_and_organizations_made_by_an_admin_call_the_hooks_too(
+    make_host: Any, db: AsyncEngine
+) -> None:
+    host = await make_host()
+    recorder = Recorder()
+    host.auth.hooks.on_register.append(recorder.hook("registered"))
+    host.auth.hooks.on_member_added.append(recorder.hook("added"))
+    admin = await sign_up(host.client)
+    async with db.begin() as connection:
+        await connection.execute(update(User).where(User.id == admin.id).values(is_superuser=True))
+
+    created = await host.client.post(
+        f"{API}/admin/users",
+        json={"email": "made-by-admin@example.com", "password": PASSWORD},
+        headers=admin.headers,
+    )
+    org = await host.client.post(
+        f"{API}/admin/organizations",
+        json={"name": "Admin made", "owner_id": created.json()["id"]},
+        headers=admin.headers,
+    )
+
+    assert created.status_code == 201, created.text
+    assert org.status_code == 201, org.text
+    registered = [user.email for (user,) in recorder.of("registered")]
+    assert registered == [admin.email, "made-by-admin@example.com"]
+    assert recorder.of("added") == [
+        (uuid.UUID(org.json()["id"]), uuid.UUID(created.json()["id"]), OrgRole.OWNER)
+    ]
 
 
 async def test_reset_hook_takes_over_the_email(make_host: Any) -> None:
