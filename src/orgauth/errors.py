@@ -7,7 +7,7 @@ Every orgauth error answers ``{"detail": {"code": ..., "message": ...}}``; servi
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ErrorCode(enum.StrEnum):
@@ -45,10 +45,15 @@ class ErrorCode(enum.StrEnum):
 
 
 class OrgAuthError(Exception):
-    """An error with a status code, a stable code and a message safe to show the client."""
+    """An error with a status code, a stable code and a message safe to show the client.
+
+    The classes below fix the status; the code always comes from the raiser (or, for the
+    few errors with a single meaning, from the class), never from a default that could be
+    wrong.
+    """
 
     status_code: int = 400
-    code: ErrorCode = ErrorCode.NOT_FOUND
+    default_code: ClassVar[ErrorCode | None] = None
     message: str = "Request failed."
 
     def __init__(
@@ -56,61 +61,55 @@ class OrgAuthError(Exception):
         message: str | None = None,
         *,
         code: ErrorCode | None = None,
-        status_code: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        chosen = code or self.default_code
+        if chosen is None:
+            raise TypeError(f"{type(self).__name__} needs an error code")
+        self.code: ErrorCode = chosen
         self.message = message or self.message
-        self.code = code or self.code
-        self.status_code = status_code or self.status_code
         self.headers = headers or {}
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
-        return {"detail": {"code": str(self.code), "message": self.message}}
+        return error_body(self.code, self.message)
 
 
 class AuthenticationError(OrgAuthError):
+    """401; carries ``WWW-Authenticate: Bearer``."""
+
     status_code = 401
-    code = ErrorCode.NOT_AUTHENTICATED
-    message = "Not authenticated."
 
-    def __init__(self, message: str | None = None, *, code: ErrorCode | None = None) -> None:
+    def __init__(self, message: str, *, code: ErrorCode) -> None:
         super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
-
-
-class PermissionDeniedError(OrgAuthError):
-    status_code = 403
-    code = ErrorCode.INSUFFICIENT_ROLE
-    message = "You do not have permission to do this."
-
-
-class NotFoundError(OrgAuthError):
-    status_code = 404
-    code = ErrorCode.NOT_FOUND
-    message = "Not found."
-
-
-class ConflictError(OrgAuthError):
-    status_code = 409
-    code = ErrorCode.EMAIL_TAKEN
-    message = "Conflict."
 
 
 class BadRequestError(OrgAuthError):
     status_code = 400
 
 
+class PermissionDeniedError(OrgAuthError):
+    status_code = 403
+
+
+class NotFoundError(OrgAuthError):
+    status_code = 404
+
+
+class ConflictError(OrgAuthError):
+    status_code = 409
+
+
 class UnprocessableError(OrgAuthError):
     status_code = 422
-    code = ErrorCode.WEAK_PASSWORD
 
 
 class ServiceUnavailableError(OrgAuthError):
     status_code = 503
-    code = ErrorCode.SERVICE_UNAVAILABLE
+    default_code = ErrorCode.SERVICE_UNAVAILABLE
     message = "The service is temporarily unavailable; try again shortly."
 
 
 def error_body(code: ErrorCode, message: str) -> dict[str, Any]:
-    """The SPEC's error body for ``code``."""
+    """orgauth's error body: ``{"detail": {"code": ..., "message": ...}}``."""
     return {"detail": {"code": str(code), "message": message}}

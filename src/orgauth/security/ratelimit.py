@@ -29,7 +29,7 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 class RateLimitedError(OrgAuthError):
     status_code = 429
-    code = ErrorCode.RATE_LIMITED
+    default_code = ErrorCode.RATE_LIMITED
     message = "Too many requests; try again later."
 
     def __init__(self, retry_after: int) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import CursorResult, delete, or_
+from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from orgauth.data.sessions import session_is_over
+from orgauth.data.statements import affected_rows
 from orgauth.models import PasswordResetToken, RefreshToken, UserSession, utcnow
 
 
@@ -21,11 +23,7 @@ class PruneResult:
 async def prune_expired(session: AsyncSession) -> PruneResult:
     """Delete what can no longer be used. Idempotent, so safe to run from several workers."""
     now = utcnow()
-    sessions = await session.execute(
-        delete(UserSession).where(
-            or_(col(UserSession.expires_at) < now, col(UserSession.revoked_at).is_not(None))
-        )
-    )
+    sessions = await session.execute(delete(UserSession).where(session_is_over(now)))
     tokens = await session.execute(delete(RefreshToken).where(col(RefreshToken.expires_at) < now))
     resets = await session.execute(
         delete(PasswordResetToken).where(
@@ -37,12 +35,10 @@ async def prune_expired(session: AsyncSession) -> PruneResult:
     )
     await session.commit()
     return PruneResult(
-        sessions=_count(sessions), refresh_tokens=_count(tokens), reset_tokens=_count(resets)
+        sessions=affected_rows(sessions),
+        refresh_tokens=affected_rows(tokens),
+        reset_tokens=affected_rows(resets),
     )
-
-
-def _count(result: object) -> int:
-    return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
 # Any constant shared by every orgauth process: only one of them prunes at a time.

@@ -86,6 +86,10 @@ def slug_taken() -> ConflictError:
     return ConflictError("That slug is already in use.", code=ErrorCode.SLUG_TAKEN)
 
 
+def already_member() -> ConflictError:
+    return ConflictError("The user is already a member.", code=ErrorCode.ALREADY_MEMBER)
+
+
 def last_owner() -> ConflictError:
     return ConflictError("An organization must keep at least one owner.", code=ErrorCode.LAST_OWNER)
 
@@ -466,15 +470,13 @@ async def add_member(
     authorize(await _acting_role(db, actor, org_id), OrgAction.ADD_MEMBER, new_role=role)
     target = await _find_user(db, user_id=user_id, email=email)
     if await _role_of(db, org_id, target) is not None:
-        raise ConflictError("The user is already a member.", code=ErrorCode.ALREADY_MEMBER)
+        raise already_member()
     db.add(Membership(organization_id=org_id, user_id=target, role=role, joined_at=utcnow()))
     try:
         await db.commit()
     except IntegrityError:
         await db.rollback()
-        raise ConflictError(
-            "The user is already a member.", code=ErrorCode.ALREADY_MEMBER
-        ) from None
+        raise already_member() from None
     audit(
         "member.added",
         actor_id=actor.user_id,
