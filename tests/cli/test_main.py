@@ -111,6 +111,10 @@ INVALID_SETTINGS = [
         "BCRYPT_ROUNDS",
     ),
     ({"DATABASE_URL": "mysql://app@db/app"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://app@db.internal:5432"}, "DATABASE_URL"),
+    ({"RATE_LIMIT_LOGIN": "0/minute"}, "RATE_LIMIT_LOGIN"),
+    ({"RATE_LIMIT_PASSWORD_CHANGE": "5/hour;0/day"}, "RATE_LIMIT_PASSWORD_CHANGE"),
     ({"BACKEND_CORS_ORIGINS": '["https://a.example.org"'}, "BACKEND_CORS_ORIGINS"),
 ]
 
@@ -171,6 +175,23 @@ def test_console_script_reports_invalid_settings_in_one_line(
     line = subprocess_error_line(completed)
     assert completed.returncode == 1
     assert setting in line
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SECRET_KEY": "Sup3r-Secret-Value-12"},
+        {"DATABASE_URL": "postgresql://app:Sup3r-Secret-Value-12@db.internal"},
+        {"DATABASE_URL": "mysql://app:Sup3r-Secret-Value-12@db.internal/app"},
+        {"SMTP_PASSWORD": "Sup3r-Secret-Value-12"},
+        {"ENVIRONMENT": "production", "SECRET_KEY": "change-me-Sup3r-Secret-Value-12"},
+    ],
+)
+def test_console_script_never_prints_a_refused_secret(tmp_path: Path, env: dict[str, str]) -> None:
+    completed = run_orgauth("migrate", "current", cwd=tmp_path, env=env)
+
+    subprocess_error_line(completed)
+    assert "Secret-Value" not in completed.stdout + completed.stderr
 
 
 def test_console_script_quotes_user_input_literally_in_errors(tmp_path: Path) -> None:
