@@ -210,6 +210,19 @@ def test_first_superuser_settings_are_read_together(monkeypatch: pytest.MonkeyPa
     assert settings.first_superuser_password.get_secret_value() == "Tangerine-Orbit-Quartz-42"
 
 
+@pytest.mark.parametrize("value", ["root", "root@", "root@localhost", "a b@example.org"])
+def test_invalid_first_superuser_email_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("FIRST_SUPERUSER_EMAIL", value)
+    monkeypatch.setenv("FIRST_SUPERUSER_PASSWORD", "Tangerine-Orbit-Quartz-42")
+
+    message = settings_error()
+
+    assert message.startswith("Invalid setting FIRST_SUPERUSER_EMAIL: Enter a valid email")
+    assert "Tangerine" not in message
+
+
 def test_first_superuser_email_without_password_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

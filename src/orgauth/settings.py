@@ -283,6 +283,19 @@ class OrgAuthSettings(BaseSettings):
             raise ValueError("must be memory:// or a redis:// URL")
         return value
 
+    @field_validator("first_superuser_email")
+    @classmethod
+    def _check_first_superuser_email(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from orgauth.validation import InvalidEmailError, normalize_email
+
+        try:
+            normalize_email(value)
+        except InvalidEmailError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
