@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -227,25 +229,150 @@ async def test_first_superuser_creation_is_idempotent_and_keeps_the_password(
     assert verify_password_sync(STRONG_PASSWORD, after.hashed_password)
 
 
-async def test_first_superuser_promotes_an_existing_account(
-    db: AsyncEngine, database_url: str, tmp_path: Path
-) -> None:
-    async with create_sessionmaker(db)() as session:
-        session.add(User(email="root@example.org", hashed_password="bcrypt-sha256$kept"))
-        await session.commit()
-    settings = make_settings(
+async def _sign_in(client: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _root_settings(database_url: str, tmp_path: Path) -> OrgAuthSettings:
+    return make_settings(
         database_url,
         tmp_path,
         first_superuser_email="root@example.org",
         first_superuser_password=STRONG_PASSWORD,
     )
 
-    async with running(settings):
+
+def _first_superuser_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "orgauth" and "first superuser" in r.message]
+
+
+async def test_first_superuser_leaves_an_existing_account_as_it_is(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with create_sessionmaker(db)() as session:
+        session.add(User(email="root@example.org", hashed_password="bcrypt-sha256$kept"))
+        await session.commit()
+    caplog.set_level(logging.INFO, logger="orgauth")
+
+    async with running(_root_settings(database_url, tmp_path)):
         pass
 
     [user] = await _users(db)
-    assert user.is_superuser
+    assert not user.is_superuser
     assert user.hashed_password == "bcrypt-sha256$kept"
+    [line] = _first_superuser_lines(caplog)
+    assert line.levelno == logging.WARNING
+    assert "not created" in line.message
+    assert "not a superuser" in line.message
+    assert line.user_id == str(user.id)  # type: ignore[attr-defined]
+
+
+async def test_renamed_first_superuser_address_does_not_make_its_new_owner_a_superuser(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = _root_settings(database_url, tmp_path)
+    async with running(settings) as client:
+        root = await _sign_in(client, "root@example.org", STRONG_PASSWORD)
+        me = (await client.get("/api/v1/users/me", headers=root)).json()
+        renamed = await client.patch(
+            f"/api/v1/admin/users/{me['id']}", json={"email": "ops@example.org"}, headers=root
+        )
+        assert renamed.status_code == 200, renamed.text
+        registered = await client.post(
+            "/api/v1/auth/register",
+            json={"email": "root@example.org", "password": "Newcomer-Violet-Harbor-58"},
+        )
+        assert registered.status_code == 201, registered.text
+
+    async with running(settings) as client:  # the next start
+        newcomer = await _sign_in(client, "root@example.org", "Newcomer-Violet-Harbor-58")
+        stats = await client.get("/api/v1/admin/stats", headers=newcomer)
+
+    assert stats.status_code == 403
+    by_email = {user.email: user for user in await _users(db)}
+    assert not by_email["root@example.org"].is_superuser
+    assert by_email["ops@example.org"].is_superuser
+
+
+async def test_demoted_first_superuser_stays_demoted_after_a_restart(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = _root_settings(database_url, tmp_path)
+    async with running(settings) as client:
+        root = await _sign_in(client, "root@example.org", STRONG_PASSWORD)
+        other = await client.post(
+            "/api/v1/admin/users",
+            json={"email": "ops@example.org", "password": "Second-Violet-Harbor-58"},
+            headers=root,
+        )
+        promoted = await client.patch(
+            f"/api/v1/admin/users/{other.json()['id']}", json={"is_superuser": True}, headers=root
+        )
+        assert promoted.status_code == 200, promoted.text
+        ops = await _sign_in(client, "ops@example.org", "Second-Violet-Harbor-58")
+        root_id = (await client.get("/api/v1/users/me", headers=root)).json()["id"]
+        demoted = await client.patch(
+            f"/api/v1/admin/users/{root_id}", json={"is_superuser": False}, headers=ops
+        )
+        assert demoted.status_code == 200, demoted.text
+
+    async with running(settings) as client:  # the next start
+        root = await _sign_in(client, "root@example.org", STRONG_PASSWORD)
+        stats = await client.get("/api/v1/admin/stats", headers=root)
+
+    assert stats.status_code == 403
+    by_email = {user.email: user for user in await _users(db)}
+    assert not by_email["root@example.org"].is_superuser
+
+
+async def test_first_superuser_startup_logs_what_it_did_without_the_password(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="orgauth")
+    settings = _root_settings(database_url, tmp_path)
+
+    async with running(settings):
+        pass
+    created = _first_superuser_lines(caplog)
+    caplog.clear()
+    async with running(settings):
+        pass
+    left_alone = _first_superuser_lines(caplog)
+
+    [user] = await _users(db)
+    assert [(r.levelno, r.message) for r in created] == [(logging.INFO, "first superuser created")]
+    [line] = left_alone
+    assert line.levelno == logging.INFO
+    assert line.message == (
+        "first superuser not created: an account with FIRST_SUPERUSER_EMAIL exists"
+    )
+    for record in (*created, *left_alone):
+        assert record.user_id == str(user.id)  # type: ignore[attr-defined]
+        assert STRONG_PASSWORD not in str(vars(record))
+
+
+async def test_workers_starting_at_once_create_one_first_superuser(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="orgauth")
+    apps = [create_app(_root_settings(database_url, tmp_path)) for _ in range(3)]
+
+    async def start_and_stop(app: FastAPI) -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    await asyncio.gather(*(start_and_stop(app) for app in apps))
+
+    [user] = await _users(db)
+    assert user.is_superuser
+    assert verify_password_sync(STRONG_PASSWORD, user.hashed_password)
+    messages = sorted(r.message for r in _first_superuser_lines(caplog))
+    assert messages == [
+        "first superuser created",
+        *["first superuser not created: an account with FIRST_SUPERUSER_EMAIL exists"] * 2,
+    ]
 
 
 async def test_no_account_is_created_without_first_superusermake_settings(

@@ -210,6 +210,19 @@ def test_first_superuser_settings_are_read_together(monkeypatch: pytest.MonkeyPa
     assert settings.first_superuser_password.get_secret_value() == "Tangerine-Orbit-Quartz-42"
 
 
+@pytest.mark.parametrize("value", ["root", "root@", "root@localhost", "a b@example.org"])
+def test_invalid_first_superuser_email_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("FIRST_SUPERUSER_EMAIL", value)
+    monkeypatch.setenv("FIRST_SUPERUSER_PASSWORD", "Tangerine-Orbit-Quartz-42")
+
+    message = settings_error()
+
+    assert message.startswith("Invalid setting FIRST_SUPERUSER_EMAIL: Enter a valid email")
+    assert "Tangerine" not in message
+
+
 def test_first_superuser_email_without_password_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -263,6 +276,56 @@ def test_unknown_environment_is_refused_naming_the_setting(
     assert message.startswith("Invalid setting ENVIRONMENT:")
     assert "development" in message
     assert "production" in message
+
+
+RATE_LIMIT_SETTINGS = [
+    "RATE_LIMIT_LOGIN",
+    "RATE_LIMIT_REGISTER",
+    "RATE_LIMIT_REFRESH",
+    "RATE_LIMIT_PASSWORD_RESET",
+    "RATE_LIMIT_PASSWORD_CHANGE",
+]
+
+
+@pytest.mark.parametrize("name", RATE_LIMIT_SETTINGS)
+@pytest.mark.parametrize("value", ["0/minute", "0 per hour", "00/day", "10/minute;0/hour"])
+def test_rate_limits_allowing_no_request_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    message = settings_error()
+
+    assert message.startswith(f"Invalid setting {name}:")
+    assert "allows no request" in message
+
+
+@pytest.mark.parametrize("name", RATE_LIMIT_SETTINGS)
+@pytest.mark.parametrize("value", ["10/0 minutes", "5 per 0 hours", "5/hour|3/00 seconds"])
+def test_rate_limits_with_a_zero_window_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    # limits would read "10/0 minutes" as 10/minute.
+    monkeypatch.setenv(name, value)
+
+    message = settings_error()
+
+    assert message.startswith(f"Invalid setting {name}:")
+    assert "zero time window" in message
+
+
+@pytest.mark.parametrize(
+    "value", ["1/minute", "5/15 minutes", "10/minute;100/hour", "3 per 10 second"]
+)
+def test_rate_limits_of_at_least_one_request_per_period_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    for name in RATE_LIMIT_SETTINGS:
+        monkeypatch.setenv(name, value)
+
+    settings = OrgAuthSettings()
+
+    assert settings.rate_limit_login == settings.rate_limit_password_change == value
 
 
 @pytest.mark.parametrize(
@@ -408,6 +471,38 @@ def test_database_url_is_mapped_to_the_async_driver(
     monkeypatch.setenv("DATABASE_URL", given)
 
     assert OrgAuthSettings().sqlalchemy_url == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql://",
+        "postgresql://db.internal",
+        "postgres://app@db.internal:5432/",
+        "postgresql+asyncpg://db.internal/?ssl=require",
+    ],
+)
+def test_postgresql_url_without_a_database_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # Without a name the server would silently use the database named after the OS user.
+    monkeypatch.setenv("DATABASE_URL", value)
+
+    message = settings_error()
+
+    assert message.startswith("Invalid setting DATABASE_URL:")
+    assert "names no database" in message
+
+
+def test_sqlite_url_without_a_path_still_means_an_in_memory_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+
+    settings = OrgAuthSettings()
+
+    assert settings.sqlalchemy_url == "sqlite+aiosqlite://"
+    assert settings.sqlite_path is None
 
 
 @pytest.mark.parametrize("value", ["mysql://app@db/app", "not a url"])
@@ -651,10 +746,67 @@ def test_settings_are_immutable() -> None:
 
 
 def test_secrets_are_not_shown_in_repr() -> None:
-    settings = load_settings(secret_key=STRONG_KEY, postgres_password="db-password-value")
+    settings = load_settings(
+        secret_key=STRONG_KEY,
+        postgres_password="db-password-value",
+        database_url="postgresql://app:url-password-value@db.internal/app",
+        rate_limit_storage_uri="redis://:redis-password-value@cache.internal:6379/0",
+        smtp_user="mailer",
+        smtp_password="smtp-password-value",
+        first_superuser_email="root@example.org",
+        first_superuser_password="first-superuser-password-value",
+    )
+    _ = settings.sqlalchemy_url, settings.signing_key  # derived values are cached too
 
-    assert STRONG_KEY not in repr(settings)
-    assert "db-password-value" not in repr(settings)
+    for text in (repr(settings), str(settings)):
+        assert STRONG_KEY not in text
+        for secret in ("db", "url", "redis", "smtp", "first-superuser"):
+            assert f"{secret}-password-value" not in text
+
+
+SECRET = "Sup3r-Secret-Value-1234567890"
+
+# Each entry is refused and carries SECRET, in the rejected value or elsewhere in the input
+# (a refused combination of settings is reported with the whole input).
+REFUSED_WITH_A_SECRET = {
+    "short SECRET_KEY": {"secret_key": SECRET[:20]},
+    "placeholder SECRET_KEY in production": {
+        "environment": "production",
+        "secret_key": f"change-me-{SECRET}",
+    },
+    "DATABASE_URL of another scheme": {"database_url": f"mysql://app:{SECRET}@db/app"},
+    "DATABASE_URL without a database": {"database_url": f"postgresql://app:{SECRET}@db"},
+    "DATABASE_URL with a bad port": {"database_url": f"postgresql://app:{SECRET}@db:x/app"},
+    "DATABASE_URL without a scheme": {"database_url": f"app:{SECRET}@db/app"},
+    "DATABASE_URL with a password before '://'": {"database_url": f"app:{SECRET}@db://app"},
+    "POSTGRES_PASSWORD beside a refused combination": {
+        "environment": "production",
+        "postgres_password": SECRET,
+    },
+    "SMTP_PASSWORD without SMTP_USER": {"smtp_password": SECRET},
+    "SMTP_PASSWORD of the wrong type": {"smtp_user": "mailer", "smtp_password": [SECRET]},
+    "FIRST_SUPERUSER_PASSWORD without the email": {"first_superuser_password": SECRET},
+    "RATE_LIMIT_STORAGE_URI of another scheme": {
+        "rate_limit_storage_uri": f"memcached://:{SECRET}@cache:11211"
+    },
+    "redis RATE_LIMIT_STORAGE_URI beside a refused combination": {
+        "environment": "production",
+        "rate_limit_storage_uri": f"redis://:{SECRET}@cache:6379/0",
+    },
+}
+
+
+@pytest.mark.parametrize("overrides", REFUSED_WITH_A_SECRET.values(), ids=REFUSED_WITH_A_SECRET)
+def test_refused_settings_never_show_a_secret(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        OrgAuthSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    line = settings_error(_env_file=None, **overrides)
+
+    assert line.startswith("Invalid setting")
+    for text in (str(caught.value), repr(caught.value), line):
+        # pydantic shortens long values to their ends: no 8 characters of it may show.
+        pieces = {SECRET[start : start + 8] for start in range(len(SECRET) - 7)}
+        assert not [piece for piece in pieces if piece in text], text
 
 
 # --- development secret key ------------------------------------------------------------------

@@ -7,7 +7,8 @@
 * ``on_register``: a welcome email after each sign-up.
 
 Here the "provider" is an in-memory outbox that also logs each message; swap in your email
-service's API client. Run from the repository root: `orgauth migrate apply`, then
+service's API client. Run from the repository root:
+`export DATABASE_URL=sqlite:///./example-custom-email.db`, `orgauth migrate apply`, then
 `uvicorn examples.custom_email.app:app` (or `python examples/custom_email/app.py`).
 """
 
@@ -38,8 +39,12 @@ class OutboxEmailSender:
         logger.info("email sent to %s: %s", message.to, message.subject)
 
 
+settings = OrgAuthSettings()  # DATABASE_URL, SECRET_KEY, ... from the environment or .env
+if settings.database_url is None and settings.postgres_host is None:
+    # Nothing configured: this example's own file, so the examples never share a database.
+    settings = OrgAuthSettings(database_url="sqlite:///./example-custom-email.db")
 outbox = OutboxEmailSender()
-auth = OrgAuth(OrgAuthSettings(), email_sender=outbox)
+auth = OrgAuth(settings, email_sender=outbox)
 app = FastAPI(title="custom email orgauth example", lifespan=auth.lifespan)
 auth.install(app)
 

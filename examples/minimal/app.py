@@ -1,7 +1,8 @@
 """The smallest embedding: orgauth's routes plus one route of your own, protected.
 
-Run from the repository root: `orgauth migrate apply`, then
-`uvicorn examples.minimal.app:app` (or `python examples/minimal/app.py`).
+Run from the repository root: `export DATABASE_URL=sqlite:///./example-minimal.db`,
+`orgauth migrate apply`, then `uvicorn examples.minimal.app:app` (or
+`python examples/minimal/app.py`).
 """
 
 from typing import Annotated
@@ -10,7 +11,11 @@ from fastapi import Depends, FastAPI
 
 from orgauth import OrgAuth, OrgAuthSettings, User
 
-auth = OrgAuth(OrgAuthSettings())  # DATABASE_URL, SECRET_KEY, ... from the environment or .env
+settings = OrgAuthSettings()  # DATABASE_URL, SECRET_KEY, ... from the environment or .env
+if settings.database_url is None and settings.postgres_host is None:
+    # Nothing configured: this example's own file, so the examples never share a database.
+    settings = OrgAuthSettings(database_url="sqlite:///./example-minimal.db")
+auth = OrgAuth(settings)
 app = FastAPI(title="minimal orgauth example", lifespan=auth.lifespan)
 auth.install(app)  # /api/v1/auth/..., /api/v1/users/..., /health, error format, headers, CORS
 

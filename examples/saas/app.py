@@ -2,8 +2,9 @@
 
 Members of an organization list its projects; admins and owners create and delete them;
 everyone else gets 404, as for orgauth's own organization routes. Run from the repository
-root (see README.md): `orgauth migrate apply`, then
-`alembic -c examples/saas/alembic.ini upgrade head`, then `uvicorn examples.saas.app:app`.
+root (see README.md): `export DATABASE_URL=sqlite:///./example-saas.db`,
+`orgauth migrate apply`, `alembic -c examples/saas/alembic.ini upgrade head`, then
+`uvicorn examples.saas.app:app`.
 """
 
 import sys
@@ -15,14 +16,15 @@ from fastapi import Depends, FastAPI, HTTPException, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orgauth import Membership, OrgAuth, OrgAuthSettings
+from orgauth import Membership, OrgAuth
 
 if not __package__:  # `python examples/saas/app.py`: make `examples.saas` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.saas.models import Project, ProjectCreate, ProjectPublic
+from examples.saas.settings import example_settings
 
-auth = OrgAuth(OrgAuthSettings())  # DATABASE_URL, SECRET_KEY, ... from the environment or .env
+auth = OrgAuth(example_settings())  # DATABASE_URL, ... or ./example-saas.db (settings.py)
 app = FastAPI(title="SaaS orgauth example", lifespan=auth.lifespan)
 auth.install(app)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -76,8 +77,30 @@ def _create_sqlite_engine(url: str, **overrides: Any) -> AsyncEngine:
         options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     options.update(overrides)
     engine = create_async_engine(url, **options)
+    if not in_memory:
+        event.listen(engine.sync_engine, "do_connect", _check_sqlite_file_opens)
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
     return engine
+
+
+# aiosqlite's own options; the rest of the connect arguments are sqlite3.connect's.
+_AIOSQLITE_ONLY_ARGS = frozenset({"iter_chunk_size", "loop"})
+
+
+def _check_sqlite_file_opens(
+    _dialect: Any, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+) -> None:
+    """Open (and close) the database file with the standard library before aiosqlite does.
+
+    When aiosqlite cannot open a database (a missing directory, a directory, a location
+    without write access) it stops its worker thread without waiting for it; if the event
+    loop closes right after, as when a CLI command fails at once, that thread prints an
+    "Event loop is closed" traceback. A path SQLite cannot open fails here instead, with
+    sqlite3's own error (raised as SQLAlchemy's ``OperationalError``), before any thread
+    exists. Returning None lets SQLAlchemy connect as usual.
+    """
+    arguments = {k: v for k, v in cparams.items() if k not in _AIOSQLITE_ONLY_ARGS}
+    sqlite3.connect(*cargs, **arguments).close()
 
 
 def _configure_sqlite_connection(

@@ -228,14 +228,19 @@ class OrgAuth:
         return report.at_head
 
     async def _create_first_superuser(self) -> None:
+        """Create ``FIRST_SUPERUSER_EMAIL`` as a superuser when no account has that email.
+
+        An existing account is left as it is (never promoted, never changed), so a renamed
+        or demoted first superuser stays that way across restarts; the log says which.
+        """
         settings = self.settings
         if not (settings.first_superuser_email and settings.first_superuser_password):
             return
-        from orgauth.services.users import ensure_superuser
+        from orgauth.services.users import create_first_superuser
 
         async with self.sessionmaker() as session:
             try:
-                result = await ensure_superuser(
+                result = await create_first_superuser(
                     session,
                     hasher=self.passwords,
                     email=settings.first_superuser_email,
@@ -244,8 +249,21 @@ class OrgAuth:
                 )
             except WeakPasswordError as exc:
                 raise RuntimeError(f"FIRST_SUPERUSER_PASSWORD is refused: {exc}") from None
+        fields = {"user_id": str(result.user.id)}
         if result.created:
-            logger.info("first superuser created", extra={"user_id": str(result.user.id)})
+            logger.info("first superuser created", extra=fields)
+        elif result.user.is_superuser:
+            logger.info(
+                "first superuser not created: an account with FIRST_SUPERUSER_EMAIL exists",
+                extra=fields,
+            )
+        else:
+            logger.warning(
+                "first superuser not created: the account with FIRST_SUPERUSER_EMAIL exists "
+                "and is not a superuser; it is left unchanged "
+                "(`orgauth user create-superuser` promotes it)",
+                extra=fields,
+            )
 
     async def _prune_periodically(self, interval: float) -> None:
         from orgauth.services.maintenance import prune_with_lock

@@ -16,6 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
@@ -100,8 +101,21 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    """Revert migrations down to ``revision`` (``base`` removes every orgauth table)."""
-    await _with_connection(engine, _command_runner(lambda cfg: command.downgrade(cfg, revision)))
+    """Revert migrations down to ``revision``.
+
+    ``base`` removes every orgauth table, the version table included, so the database is
+    left as if orgauth had never been there.
+    """
+    run_downgrade = _command_runner(lambda cfg: command.downgrade(cfg, revision))
+
+    def work(connection: Connection) -> None:
+        run_downgrade(connection)
+        # Alembic keeps its (now empty) version table at base; in the same transaction,
+        # so concurrent runs still see one consistent state.
+        if _current(connection) is None:
+            Table(VERSION_TABLE, MetaData()).drop(connection, checkfirst=True)
+
+    await _with_connection(engine, work)
 
 
 def _current(connection: Connection) -> str | None:

@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -61,20 +62,39 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+# "10/0 minutes": limits reads a zero window as one unit (10/minute); refuse it instead.
+_ZERO_RATE_WINDOW = re.compile(r"(/|per)\s*0+\s*[a-z]", re.IGNORECASE)
+
+
 def normalize_database_url(url: str) -> str:
     """Map plain driver URLs to the async drivers orgauth uses.
 
-    ``postgresql://`` and ``postgres://`` mean asyncpg; ``sqlite://`` means aiosqlite.
+    ``postgresql://`` and ``postgres://`` mean asyncpg; ``sqlite://`` means aiosqlite. A
+    PostgreSQL URL must name its database (without one, the server would pick the OS
+    user's). Error messages never quote the URL: it may carry a password.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError("must look like 'postgresql://user@host/db' or 'sqlite:///./file.db'")
     scheme_lower = scheme.lower()
-    if scheme_lower in ("postgresql", "postgres", "postgresql+asyncpg"):
-        return f"postgresql+asyncpg://{rest}"
     if scheme_lower in ("sqlite", "sqlite+aiosqlite"):
         return f"sqlite+aiosqlite://{rest}"
-    raise ValueError(f"unsupported database scheme '{scheme}' (use postgresql:// or sqlite://)")
+    if scheme_lower not in ("postgresql", "postgres", "postgresql+asyncpg"):
+        if not _URL_SCHEME.fullmatch(scheme):  # not a scheme: perhaps "user:password@host"
+            raise ValueError("must start with postgresql:// or sqlite://")
+        raise ValueError(f"unsupported database scheme '{scheme}' (use postgresql:// or sqlite://)")
+    normalized = f"postgresql+asyncpg://{rest}"
+    try:
+        database = make_url(normalized).database
+    except (ArgumentError, ValueError):  # e.g. a port that is not a number
+        raise ValueError("is not a valid URL like 'postgresql://user@host:5432/db'") from None
+    if not database:
+        raise ValueError("names no database; add it, as in 'postgresql://user@host/orgauth'")
+    return normalized
 
 
 class OrgAuthSettings(BaseSettings):
@@ -86,11 +106,15 @@ class OrgAuthSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         frozen=True,
+        # A rejected value may be a secret (a short SECRET_KEY, a URL with a password):
+        # validation errors name the setting and the rule, never the value.
+        hide_input_in_errors=True,
     )
 
     environment: Environment = "development"
 
-    database_url: str | None = None
+    # URLs may carry a password: kept out of repr() (SecretStr fields show as '**********').
+    database_url: str | None = Field(default=None, repr=False)
     postgres_user: str | None = None
     postgres_password: SecretStr | None = None
     postgres_host: str | None = None
@@ -119,7 +143,7 @@ class OrgAuthSettings(BaseSettings):
     docs_enabled: bool | None = None
 
     rate_limit_enabled: bool = True
-    rate_limit_storage_uri: str = "memory://"
+    rate_limit_storage_uri: str = Field(default="memory://", repr=False)
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "5/hour"
     rate_limit_refresh: str = "30/minute"
@@ -240,9 +264,16 @@ class OrgAuthSettings(BaseSettings):
         from limits import parse_many
 
         try:
-            parse_many(value)
+            items = parse_many(value)
         except ValueError:
             raise ValueError(f"'{value}' is not in limits notation (e.g. '10/minute')") from None
+        if any(item.amount < 1 for item in items):
+            raise ValueError(
+                f"'{value}' allows no request at all; use at least 1 per period "
+                "(RATE_LIMIT_ENABLED=false turns rate limits off)"
+            )
+        if _ZERO_RATE_WINDOW.search(value):
+            raise ValueError(f"'{value}' has a zero time window; use e.g. '5/15 minutes'")
         return value
 
     @field_validator("rate_limit_storage_uri")
@@ -250,6 +281,19 @@ class OrgAuthSettings(BaseSettings):
     def _check_storage(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
             raise ValueError("must be memory:// or a redis:// URL")
+        return value
+
+    @field_validator("first_superuser_email")
+    @classmethod
+    def _check_first_superuser_email(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from orgauth.validation import InvalidEmailError, normalize_email
+
+        try:
+            normalize_email(value)
+        except InvalidEmailError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("secret_key")
@@ -334,7 +378,9 @@ class OrgAuthSettings(BaseSettings):
         """Filesystem path of the SQLite database, or None for memory/PostgreSQL."""
         if not self.is_sqlite:
             return None
-        path = self.sqlalchemy_url.split(":///", 1)[-1].split("?", 1)[0]
+        from sqlalchemy.engine import make_url
+
+        path = make_url(self.sqlalchemy_url).database  # None for "sqlite://"
         if not path or path == ":memory:" or "mode=memory" in self.sqlalchemy_url:
             return None
         return Path(path)
@@ -388,7 +434,7 @@ def _read_key(path: Path) -> str:
 
 def format_settings_error(error: ValidationError) -> str:
     """Turn a settings ValidationError into one line naming the setting."""
-    first = error.errors()[0]
+    first = error.errors(include_input=False, include_url=False)[0]
     location = ".".join(str(part) for part in first.get("loc", ()))
     message = str(first.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import orgauth.migrations
 from orgauth import migrate
 from orgauth.db import create_engine
+from orgauth.migrations.options import VERSION_TABLE
 from orgauth.models import ORGAUTH_TABLES
 from orgauth.settings import OrgAuthSettings
 
@@ -30,7 +31,7 @@ HEAD = migrate.head_revision()
 VERSIONS_DIR = Path(orgauth.migrations.__file__).parent / "versions"
 
 
-def _orgauth_tables(url: str) -> set[str]:
+def _all_tables(url: str) -> set[str]:
     async def read() -> set[str]:
         from sqlalchemy import inspect
 
@@ -40,9 +41,13 @@ def _orgauth_tables(url: str) -> set[str]:
                 names = await connection.run_sync(lambda c: inspect(c).get_table_names())
         finally:
             await engine.dispose()
-        return set(names) & ORGAUTH_TABLES
+        return set(names)
 
     return asyncio.run(read())
+
+
+def _orgauth_tables(url: str) -> set[str]:
+    return _all_tables(url) & ORGAUTH_TABLES
 
 
 def test_apply_upgrades_an_empty_database_to_head(runner: CliRunner, unmigrated_url: str) -> None:
@@ -80,7 +85,27 @@ def test_downgrade_base_removes_every_orgauth_table(runner: CliRunner, unmigrate
     assert result.exit_code == 0, result.output
     assert "Database at revision base" in result.stdout
     assert _orgauth_tables(unmigrated_url) == set()
+    assert VERSION_TABLE not in _all_tables(unmigrated_url)
     assert current_revision(unmigrated_url) is None
+
+
+def test_current_and_check_after_a_downgrade_to_base(
+    runner: CliRunner, unmigrated_url: str
+) -> None:
+    assert invoke(runner, "migrate", "apply").exit_code == 0
+    assert invoke(runner, "migrate", "downgrade", "base").exit_code == 0
+
+    current = invoke(runner, "migrate", "current")
+    check = invoke(runner, "migrate", "check")
+    again = invoke(runner, "migrate", "downgrade", "base")
+
+    assert current.exit_code == 0, current.output
+    assert current.stdout.startswith("base")
+    assert f"database at base, latest is {HEAD}" in error_line(check)
+    assert again.exit_code == 0, again.output
+    assert "Database at revision base" in again.stdout
+    assert invoke(runner, "migrate", "apply").exit_code == 0
+    assert current_revision(unmigrated_url) == HEAD
 
 
 def test_downgrade_requires_a_revision(runner: CliRunner, unmigrated_url: str) -> None:

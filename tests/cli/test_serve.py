@@ -183,3 +183,19 @@ def test_console_script_serves_health_with_zero_configuration(tmp_path: Path) ->
         log.close()
     assert (tmp_path / "orgauth.db").exists()
     assert (tmp_path / SECRET_KEY_FILE_NAME).exists()
+
+
+@pytest.mark.parametrize("damage", ["a directory", "too short"])
+def test_unusable_development_key_file_is_one_line_error(
+    runner: CliRunner, tmp_path: Path, uvicorn_calls: list[dict[str, Any]], damage: str
+) -> None:
+    key_file = tmp_path / SECRET_KEY_FILE_NAME  # beside the embedded default database
+    if damage == "a directory":
+        key_file.mkdir()
+    else:
+        key_file.write_text("short\n")
+
+    line = error_line(invoke(runner, "serve"))
+
+    assert SECRET_KEY_FILE_NAME in line
+    assert uvicorn_calls == []

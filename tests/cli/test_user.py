@@ -18,6 +18,7 @@ from .helpers import (
     fetch_all,
     invoke,
     run_orgauth,
+    subprocess_error_line,
 )
 
 EMAIL = "admin@example.com"
@@ -136,7 +137,10 @@ def test_existing_user_is_promoted_and_keeps_the_password(
     result = invoke(runner, "user", "create-superuser", "--email", EMAIL, "--password-stdin")
 
     assert result.exit_code == 0, result.output
-    assert f"Existing user {EMAIL} promoted to superuser." in result.stdout
+    assert result.stdout.strip() == (
+        f"Existing user {EMAIL} promoted to superuser; the account keeps its password "
+        "(the password given was not used)."
+    )
     [user] = fetch_all(migrated_url, User)
     assert user.is_superuser
     assert user.hashed_password == "bcrypt-sha256$kept"
@@ -151,8 +155,49 @@ def test_existing_superuser_is_left_unchanged(runner: CliRunner, migrated_url: s
     result = invoke(runner, "user", "create-superuser", "--email", EMAIL)
 
     assert result.exit_code == 0, result.output
-    assert "already a superuser" in result.stdout
+    assert result.stdout.strip() == (
+        f"{EMAIL} is already a superuser; nothing changed; the account keeps its password."
+    )
     assert len(fetch_all(migrated_url, User)) == 1
+
+
+def test_promoting_without_a_password_asks_for_none(runner: CliRunner, migrated_url: str) -> None:
+    add_rows(migrated_url, User(email=EMAIL, hashed_password="bcrypt-sha256$kept"))
+
+    result = invoke(runner, "user", "create-superuser", "--email", EMAIL)
+
+    assert result.exit_code == 0, result.output
+    assert "Password" not in result.output
+    assert result.stdout.strip() == (
+        f"Existing user {EMAIL} promoted to superuser; the account keeps its password."
+    )
+
+
+def test_password_stdin_without_email_is_refused(runner: CliRunner, migrated_url: str) -> None:
+    # Prompting for the email would read the password from standard input as the email.
+    result = invoke(
+        runner, "user", "create-superuser", "--password-stdin", input=f"{STRONG_PASSWORD}\n"
+    )
+
+    assert error_line(result) == "Error: --password-stdin needs --email"
+    assert STRONG_PASSWORD not in result.output
+    assert fetch_all(migrated_url, User) == []
+
+
+def test_console_script_refuses_password_stdin_without_email(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    completed = run_orgauth(
+        "user",
+        "create-superuser",
+        "--password-stdin",
+        cwd=tmp_path,
+        env={"DATABASE_URL": migrated_url},
+        input=f"{EMAIL}\n",  # an email on stdin is still not taken for one
+    )
+
+    assert subprocess_error_line(completed) == "Error: --password-stdin needs --email"
+    assert fetch_all(migrated_url, User) == []
 
 
 def test_unmigrated_database_is_refused_with_the_command_to_run(

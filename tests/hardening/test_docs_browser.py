@@ -102,9 +102,17 @@ def _browser_messages(url: str, ready_selector: str) -> tuple[int, list[str]]:
                     else None
                 ),
             )
+            # An asset the page asks for and the server does not have (/favicon.ico, say).
+            page.on(
+                "response",
+                lambda res: (
+                    problems.append(f"HTTP {res.status} {res.url}") if res.status >= 400 else None
+                ),
+            )
             page.goto(url, wait_until="networkidle")
             page.wait_for_selector(ready_selector, timeout=20_000)
             count = page.locator(ready_selector).count()
+            page.wait_for_load_state("networkidle")  # the icon is fetched after rendering
         finally:
             browser.close()
     return count, problems
@@ -129,6 +137,7 @@ def test_swagger_ui_renders_every_operation_without_csp_violations(server: str) 
     csp = [p for p in problems if "Content Security Policy" in p or "Refused" in p]
     assert csp == []
     assert [p for p in problems if p.startswith("external request")] == []
+    assert [p for p in problems if p.startswith("HTTP ")] == []
     assert count == operations
 
 
@@ -141,4 +150,5 @@ def test_redoc_renders_without_csp_violations(server: str) -> None:
     csp = [p for p in problems if "Content Security Policy" in p or "Refused" in p]
     assert csp == []
     assert [p for p in problems if p.startswith("external request")] == []
+    assert [p for p in problems if p.startswith("HTTP ")] == []
     assert count > 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import pytest
 from tests.hardening.conftest import AppClient
 
@@ -48,6 +50,40 @@ async def test_docs_pages_get_their_own_policy_and_no_cdn(app_client: AppClient)
         assert "cdn" not in page.text.lower()
         assert "<script>" not in page.text  # no inline script
     assert "/docs/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+
+
+class _Assets(HTMLParser):
+    """The URLs a page makes the browser fetch (scripts, stylesheets, icons)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.icons: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        url = values.get("src") if tag == "script" else values.get("href")
+        if tag in ("script", "link") and url:
+            self.urls.append(url)
+            if tag == "link" and values.get("rel") == "icon":
+                self.icons.append(url)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+async def test_docs_pages_name_their_icon_and_every_asset_is_served(
+    app_client: AppClient, page: str
+) -> None:
+    # A page without an icon link makes the browser ask for /favicon.ico, a 404.
+    async with app_client() as client:
+        html = await client.get(page)
+        assets = _Assets()
+        assets.feed(html.text)
+        fetched = {url: await client.get(url) for url in assets.urls}
+
+    assert html.status_code == 200
+    [icon] = assets.icons
+    assert fetched[icon].headers["content-type"] == "image/png"
+    assert {url: r.status_code for url, r in fetched.items()} == dict.fromkeys(assets.urls, 200)
 
 
 async def test_docs_assets_are_served_from_the_package(app_client: AppClient) -> None:

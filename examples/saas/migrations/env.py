@@ -4,9 +4,10 @@
   orgauth's tables; `orgauth migrate apply` owns them.
 * The version table is Alembic's default, ``alembic_version``; orgauth keeps its own
   (``orgauth_alembic_version``), so the two histories never mix.
-* The database comes from OrgAuthSettings (``DATABASE_URL`` or ``POSTGRES_*``), the same
-  one the app uses. A caller may instead hand in an open connection as
-  ``config.attributes["connection"]`` (tests, or a deploy script that migrates both).
+* The database comes from the example's settings (``DATABASE_URL`` or ``POSTGRES_*``, else
+  ``./example-saas.db``: ``settings.py``), the same one the app uses. A caller may instead
+  hand in an open connection as ``config.attributes["connection"]`` (tests, or a deploy
+  script that migrates both).
 """
 
 import asyncio
@@ -14,11 +15,12 @@ from logging.config import fileConfig
 
 import examples.saas.models  # noqa: F401  (registers the host's tables in SQLModel.metadata)
 from alembic import context
+from examples.saas.settings import example_settings
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-from orgauth import OrgAuthSettings, exclude_orgauth_tables
+from orgauth import exclude_orgauth_tables
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -31,7 +33,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or OrgAuthSettings().sqlalchemy_url
+    return config.get_main_option("sqlalchemy.url") or example_settings().sqlalchemy_url
 
 
 def run_migrations(connection: Connection) -> None:

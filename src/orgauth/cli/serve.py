@@ -14,9 +14,26 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from orgauth.settings import OrgAuthSettings
+
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def _create_signing_key(settings: OrgAuthSettings) -> None:
+    """Read or create the development key file, or fail with one line."""
+    from orgauth.settings import SettingsError
+
+    try:
+        _ = settings.signing_key
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(
+            f"cannot keep the development secret key in {settings.secret_key_file} "
+            f"({exc.strerror or type(exc).__name__}); set SECRET_KEY"
+        ) from None
 
 
 def serve(
@@ -37,7 +54,6 @@ def serve(
         raise fail("--reload and --workers cannot be combined")
     if reload and settings.is_production:
         raise fail("--reload is for development; do not use it with ENVIRONMENT=production")
-    _ = settings.signing_key  # create the development key once, before workers start
 
     async def prepare(engine: AsyncEngine) -> str | None:
         if not settings.is_production:
@@ -51,6 +67,7 @@ def serve(
             f"the database is at revision {current or 'base'}, not the latest ({head}); "
             "run `orgauth migrate apply` first"
         )
+    _create_signing_key(settings)  # once, before the workers start
 
     import uvicorn
 

@@ -19,18 +19,31 @@ app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
 @app.command("create-superuser")
 def create_superuser(
-    email: str = typer.Option(None, "--email", help="Email of the superuser (prompted if absent)."),
+    email: str = typer.Option(
+        None,
+        "--email",
+        help="Email of the superuser (prompted if absent; required with --password-stdin).",
+    ),
     first_name: str = typer.Option(None, "--first-name", help="First name."),
     last_name: str = typer.Option(None, "--last-name", help="Last name."),
     password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from standard input."
+        False,
+        "--password-stdin",
+        help="Read the password from standard input (needs --email).",
     ),
 ) -> None:
-    """Create a superuser, or promote the existing account with that email."""
+    """Create a superuser, or promote the existing account with that email.
+
+    An existing account keeps its password: none is asked for, and one given on standard
+    input is not used (the output says so).
+    """
     from orgauth.security.passwords import PasswordHasher, WeakPasswordError
     from orgauth.services.users import ensure_superuser, get_user_by_email
     from orgauth.validation import InvalidEmailError, normalize_email
 
+    if email is None and password_stdin:
+        # Standard input carries the password: prompting there would read it as the email.
+        raise fail("--password-stdin needs --email")
     settings = load_cli_settings()
     if email is None:
         email = typer.prompt("Email")
@@ -78,10 +91,14 @@ def create_superuser(
         raise fail(f"password refused: {exc}") from None
     if result.created:
         typer.echo(f"Superuser {result.user.email} created.")
-    elif result.promoted:
-        typer.echo(f"Existing user {result.user.email} promoted to superuser.")
+        return
+    kept = "the account keeps its password"
+    if password_stdin or password is not None:
+        kept += " (the password given was not used)"
+    if result.promoted:
+        typer.echo(f"Existing user {result.user.email} promoted to superuser; {kept}.")
     else:
-        typer.echo(f"{result.user.email} is already a superuser; nothing changed.")
+        typer.echo(f"{result.user.email} is already a superuser; nothing changed; {kept}.")
 
 
 def _read_password(from_stdin: bool) -> str:

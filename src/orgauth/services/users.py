@@ -21,10 +21,54 @@ class SuperuserResult:
     promoted: bool
 
 
+@dataclass(frozen=True)
+class FirstSuperuserResult:
+    """What startup did about ``FIRST_SUPERUSER_EMAIL``: ``user`` is the new superuser when
+    ``created``, else the account that already had the email (left exactly as it was)."""
+
+    user: User
+    created: bool
+
+
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     """Look a user up by (already normalised) email; one indexed query."""
     result = await session.execute(select(User).where(col(User.email) == email))
     return result.scalar_one_or_none()
+
+
+async def create_first_superuser(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    email: str,
+    password: str,
+    min_password_length: int,
+) -> FirstSuperuserResult:
+    """Create the configured first superuser, only when no account has that email.
+
+    An existing account is never changed: not promoted (the address may since have been
+    freed by a rename and registered by someone else), not re-promoted after a demotion,
+    and its password is kept. Safe when several processes start at once: one creates the
+    account, the others find it.
+    """
+    normalized = normalize_email(email)
+    existing = await get_user_by_email(session, normalized)
+    if existing is not None:
+        return FirstSuperuserResult(user=existing, created=False)
+    clean = check_password_policy(
+        password, min_length=min_password_length, identity=PasswordIdentity(normalized)
+    )
+    user = User(email=normalized, hashed_password=await hasher.hash(clean), is_superuser=True)
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError:  # another process created it first
+        await session.rollback()
+        raced = await get_user_by_email(session, normalized)
+        if raced is None:
+            raise
+        return FirstSuperuserResult(user=raced, created=False)
+    return FirstSuperuserResult(user=user, created=True)
 
 
 async def ensure_superuser(
@@ -37,7 +81,8 @@ async def ensure_superuser(
     first_name: str | None = None,
     last_name: str | None = None,
 ) -> SuperuserResult:
-    """Create a superuser, or promote the existing account with that email.
+    """Create a superuser, or promote the existing account with that email (the CLI's
+    ``orgauth user create-superuser``; startup uses :func:`create_first_superuser`).
 
     Idempotent and safe when several processes run it at once. An existing account keeps
     its password; ``password`` is only checked and used when the account is created.
