@@ -246,6 +246,7 @@ class OrgAuth:
                     email=settings.first_superuser_email,
                     password=settings.first_superuser_password.get_secret_value(),
                     min_password_length=settings.password_min_length,
+                    hooks=self.hooks,
                 )
             except WeakPasswordError as exc:
                 raise RuntimeError(f"FIRST_SUPERUSER_PASSWORD is refused: {exc}") from None

@@ -378,3 +378,27 @@ async def test_custom_email_sender_receives_the_reset_email(make_host: Any) -> N
     )
     assert confirmed.status_code == 200
     assert host.auth.email_sender is outbox
+
+
+async def test_the_first_superuser_created_at_startup_calls_on_register(
+    db: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        first_superuser_email="first-admin@example.com",
+        first_superuser_password=PASSWORD,
+    )
+    auth = OrgAuth(settings)
+    recorder = Recorder()
+    auth.hooks.on_register.append(recorder.hook("registered"))
+    app = FastAPI(lifespan=auth.lifespan)
+    auth.install(app)
+
+    async with running(app):
+        pass
+    async with running(app):  # a restart finds the account: nothing is created, no call
+        pass
+
+    registered = [(user.email, user.is_superuser) for (user,) in recorder.of("registered")]
+    assert registered == [("first-admin@example.com", True)]

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from orgauth.hooks import Hooks
 from orgauth.models import User, utcnow
 from orgauth.security.passwords import PasswordHasher, PasswordIdentity, check_password_policy
 from orgauth.validation import normalize_email
@@ -43,6 +44,7 @@ async def create_first_superuser(
     email: str,
     password: str,
     min_password_length: int,
+    hooks: Hooks,
 ) -> FirstSuperuserResult:
     """Create the configured first superuser, only when no account has that email.
 
@@ -68,6 +70,7 @@ async def create_first_superuser(
         if raced is None:
             raise
         return FirstSuperuserResult(user=raced, created=False)
+    await hooks.after_register(user)
     return FirstSuperuserResult(user=user, created=True)
 
 
