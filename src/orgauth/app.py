@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import FastAPI
 
 from orgauth._version import __version__
@@ -14,7 +18,32 @@ from orgauth.settings import OrgAuthSettings, load_settings
 
 def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
     """Build the standalone app: every orgauth route, ``/health`` and (optionally) the docs."""
-    settings = settings if settings is not None else load_settings()
+    return _create_app(settings if settings is not None else load_settings(), server=False)
+
+
+def create_app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (used by ``orgauth serve``).
+
+    The app for a server process: once its startup is complete, everything loaded so far
+    (modules, routes, compiled statements) is moved out of the garbage collector's way,
+    see :func:`freeze_startup_objects`.
+    """
+    return _create_app(load_settings(), server=True)
+
+
+def freeze_startup_objects() -> None:
+    """Collect the garbage of the startup, then freeze what is left (``gc.freeze``).
+
+    Those objects live as long as the process (about 150 000 of them: FastAPI, pydantic,
+    SQLAlchemy, the routes), and each full collection would walk them all again: about
+    120 ms during which the event loop answers nobody, twice a second under load. Frozen,
+    they are still freed when unreferenced; full collections walk only what came later.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _create_app(settings: OrgAuthSettings, *, server: bool) -> FastAPI:
     configure_logging(settings)
     auth = OrgAuth(settings)
     docs = settings.docs_are_enabled
@@ -23,10 +52,13 @@ def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
         title="orgauth",
         version=__version__,
         description="Authentication, sessions and organizations.",
-        lifespan=auth.lifespan,
+        lifespan=_server_lifespan(auth) if server else auth.lifespan,
         docs_url=None,
         redoc_url=None,
         openapi_url=openapi_url if docs else None,
+        # Starlette would answer "/users/me/" with a redirect to an absolute URL built from
+        # the request's Host header; orgauth's routes have one spelling, the rest is 404.
+        redirect_slashes=False,
     )
     auth.install(app)  # first: routes are matched in order, and /health and /users/me are hot
     if docs:
@@ -35,6 +67,13 @@ def create_app(settings: OrgAuthSettings | None = None) -> FastAPI:
     return app
 
 
-def create_app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (used by ``orgauth serve``)."""
-    return create_app(load_settings())
+def _server_lifespan(
+    auth: OrgAuth,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with auth.lifespan(app):
+            freeze_startup_objects()
+            yield
+
+    return lifespan
