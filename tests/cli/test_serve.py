@@ -309,6 +309,34 @@ def test_request_heads_are_bounded_with_431(live_server: tuple[int, Path]) -> No
     assert "Request header fields too large." in log_path.read_text()
 
 
+def _exchange_in_two_reads(port: int, request: bytes, split: int) -> list[int]:
+    """Send ``request`` in two parts with a pause between them (two reads on the server)."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request[:split])
+        time.sleep(0.2)
+        with contextlib.suppress(OSError):
+            connection.sendall(request[split:])
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(65536):
+                received += chunk
+                if b"\r\n\r\n" in received:
+                    break
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", received)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("size", "status"), [(MAX_REQUEST_HEAD_BYTES - 1024, 200), (MAX_REQUEST_HEAD_BYTES + 1024, 431)]
+)
+def test_the_bound_holds_for_a_head_split_across_reads(
+    live_server: tuple[int, Path], size: int, status: int
+) -> None:
+    port, _ = live_server
+
+    assert _exchange_in_two_reads(port, _get_health(size), split=7000) == [status]
+
+
 @pytest.mark.slow
 def test_a_large_body_is_not_counted_as_head_in_pipelined_requests(
     live_server: tuple[int, Path],
