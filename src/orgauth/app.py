@@ -17,8 +17,8 @@ from orgauth.extension import OrgAuth
 from orgauth.logs import configure_logging
 from orgauth.settings import OrgAuthSettings, load_settings
 
-#: Upper bound on a request's head (request line and headers) in ``orgauth serve``: as much
-#: as nginx's default buffers (4 x 8 KiB), twice h11's default.
+#: Upper bound on a request's target and headers in ``orgauth serve``: as much as nginx's
+#: default buffers (4 x 8 KiB), twice h11's default.
 MAX_REQUEST_HEAD_BYTES = 32 * 1024
 _HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -48,7 +48,7 @@ def create_app_from_environment() -> FastAPI:
 def freeze_startup_objects() -> None:
     """Collect the garbage of the startup, then freeze what is left (``gc.freeze``).
 
-    Those objects live as long as the process (about 150 000 of them: FastAPI, pydantic,
+    Those objects live as long as the process (over 100 000 of them: FastAPI, pydantic,
     SQLAlchemy, the routes), and each full collection would walk them all again: about
     120 ms during which the event loop answers nobody, twice a second under load. Frozen,
     they are still freed when unreferenced; full collections walk only what came later.
