@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import orgauth
 from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
-from orgauth.app import create_app
+from orgauth.app import create_app, create_app_from_environment
 from orgauth.db import create_sessionmaker
 from orgauth.models import User
 from orgauth.security.passwords import verify_password_sync
@@ -407,3 +407,56 @@ async def test_weak_first_superuser_password_refuses_startup(
     assert "\n" not in message
     assert weak not in message
     assert await _users(db) == []
+
+
+# --- routing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/users/me/"),
+        ("GET", "/health/"),
+        ("POST", "/api/v1/auth/login/"),
+        ("GET", "/api/v1/organizations/"),
+        ("GET", "/api/v1/admin/users/"),
+    ],
+)
+async def test_a_trailing_slash_is_not_found_never_a_redirect_to_the_requests_host(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path, headers={"Host": "attacker.example"})
+
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+# --- the server process -------------------------------------------------------------------
+
+
+async def test_the_server_factory_freezes_the_startup_objects_once_started(
+    db: AsyncEngine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(database_url, tmp_path)
+    monkeypatch.setattr("orgauth.app.load_settings", lambda: settings)
+    frozen: list[int] = []
+    monkeypatch.setattr("orgauth.app.gc.freeze", lambda: frozen.append(1))
+    app = create_app_from_environment()
+
+    async with app.router.lifespan_context(app):
+        assert frozen == [1]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            assert (await c.get("/health")).status_code == 200
+    assert frozen == [1]
+
+
+async def test_apps_built_by_create_app_leave_the_garbage_collector_alone(
+    settings: OrgAuthSettings, monkeypatch: pytest.MonkeyPatch, db: AsyncEngine
+) -> None:
+    frozen: list[int] = []
+    monkeypatch.setattr("orgauth.app.gc.freeze", lambda: frozen.append(1))
+
+    async with running(settings) as client:
+        assert (await client.get("/health")).status_code == 200
+    assert frozen == []

@@ -9,8 +9,14 @@ from typing import Any
 
 from orgauth.settings import OrgAuthSettings
 
-# LogRecord attributes that are not event fields.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# LogRecord attributes that are not event fields; uvicorn's ``color_message`` is a copy of
+# the message with ANSI colour codes, for its own console formatter only.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -1,13 +1,19 @@
 """``orgauth serve`` (SPEC §5): migrations first in development, a refusal in production when
-the database is behind, and one real server answering /health."""
+the database is behind, the server in a fresh interpreter, bounded request heads, and real
+servers answering /health."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import socket
 import stat
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +24,30 @@ from typer.testing import CliRunner
 
 import orgauth
 from orgauth import migrate
+from orgauth.app import MAX_REQUEST_HEAD_BYTES
+from orgauth.cli import serve as serve_module
 from orgauth.settings import SECRET_KEY_FILE_NAME
 
 from .helpers import ORGAUTH, PRODUCTION_SECRET, current_revision, error_line, invoke
 
 
 @pytest.fixture
-def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def execs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Run the server code that ``serve`` execs in this process instead of replacing it."""
+    calls: list[list[str]] = []
+
+    def exec_here(path: str, argv: list[str]) -> None:
+        calls.append(argv)
+        assert path == sys.executable
+        assert argv[:3] == [sys.executable, "-c", serve_module._SERVER_CODE]
+        serve_module.run_server(**json.loads(argv[3]))
+
+    monkeypatch.setattr(os, "execv", exec_here)
+    return calls
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch, execs: list[list[str]]) -> list[dict[str, Any]]:
     """Record what ``serve`` hands to uvicorn instead of blocking the test on a server."""
     calls: list[dict[str, Any]] = []
 
@@ -74,6 +97,34 @@ def test_production_serves_a_migrated_database(
     assert (call["host"], call["port"], call["workers"]) == ("127.0.0.2", 9123, 3)
     assert call["reload"] is False
     assert call["server_header"] is False
+    assert call["access_log"] is True
+    assert call["http"] == "orgauth.app:BoundedHttpToolsProtocol"
+
+
+def test_the_server_runs_in_a_fresh_interpreter_of_the_same_process(
+    runner: CliRunner, migrated_url: str, execs: list[list[str]], uvicorn_calls: list[Any]
+) -> None:
+    result = invoke(runner, "serve", "--port", "9124")
+
+    assert result.exit_code == 0, result.output
+    [argv] = execs
+    assert json.loads(argv[3]) == {
+        "host": "127.0.0.1",
+        "port": 9124,
+        "workers": 1,
+        "reload": False,
+        "access_log": True,
+    }
+    assert len(uvicorn_calls) == 1
+
+
+def test_no_access_log_turns_the_per_request_line_off(
+    runner: CliRunner, migrated_url: str, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    result = invoke(runner, "serve", "--no-access-log")
+
+    assert result.exit_code == 0, result.output
+    assert uvicorn_calls[0]["access_log"] is False
 
 
 def test_development_applies_pending_migrations_before_serving(
@@ -199,3 +250,132 @@ def test_unusable_development_key_file_is_one_line_error(
 
     assert SECRET_KEY_FILE_NAME in line
     assert uvicorn_calls == []
+
+
+# --- a real server: bounded request heads, log lines ---------------------------------------
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """``orgauth serve`` on the zero-configuration database, JSON logs; (port, log file)."""
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w+", encoding="utf-8")
+    server = subprocess.Popen(
+        [str(ORGAUTH), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "BCRYPT_ROUNDS": "4", "LOG_FORMAT": "json"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(log_path.read_text())
+        yield port, log_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+        log.close()
+
+
+def _exchange(port: int, request: bytes, *, responses: int = 1) -> list[int]:
+    """Send raw bytes, read until ``responses`` status lines or the server closes; the statuses."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        with contextlib.suppress(OSError):  # refused midway: the server answered and closed
+            connection.sendall(request)
+        while received.count(b"HTTP/1.1 ") < responses:
+            try:
+                chunk = connection.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", received)]
+
+
+def _get_health(header_bytes: int) -> bytes:
+    padding = b"x" * header_bytes
+    return b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + padding + b"\r\n\r\n"
+
+
+@pytest.mark.slow
+def test_request_heads_are_bounded_with_431(live_server: tuple[int, Path]) -> None:
+    port, log_path = live_server
+
+    assert _exchange(port, _get_health(MAX_REQUEST_HEAD_BYTES - 1024)) == [200]
+    assert _exchange(port, _get_health(MAX_REQUEST_HEAD_BYTES + 1024)) == [431]
+    # 30 MiB of one header: refused long before it is all sent (the reset that closing on
+    # unread data causes may arrive before the 431 is read).
+    assert _exchange(port, _get_health(30 * 1024 * 1024)) in ([431], [])
+    # The worker still serves.
+    assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    assert "Request header fields too large." in log_path.read_text()
+
+
+def _exchange_in_two_reads(port: int, request: bytes, split: int) -> list[int]:
+    """Send ``request`` in two parts with a pause between them (two reads on the server)."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request[:split])
+        time.sleep(0.2)
+        with contextlib.suppress(OSError):
+            connection.sendall(request[split:])
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(65536):
+                received += chunk
+                if b"\r\n\r\n" in received:
+                    break
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", received)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("size", "status"), [(MAX_REQUEST_HEAD_BYTES - 1024, 200), (MAX_REQUEST_HEAD_BYTES + 1024, 431)]
+)
+def test_the_bound_holds_for_a_head_split_across_reads(
+    live_server: tuple[int, Path], size: int, status: int
+) -> None:
+    port, _ = live_server
+
+    assert _exchange_in_two_reads(port, _get_health(size), split=7000) == [status]
+
+
+@pytest.mark.slow
+def test_a_large_body_is_not_counted_as_head_in_pipelined_requests(
+    live_server: tuple[int, Path],
+) -> None:
+    port, _ = live_server
+    body = json.dumps({"email": "a" * 200_000, "password": "x"}).encode()
+    login = (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    ) + body
+
+    statuses = _exchange(port, login + _get_health(20_000), responses=2)
+
+    assert statuses == [422, 200]
+
+
+@pytest.mark.slow
+def test_log_lines_carry_no_colour_codes(live_server: tuple[int, Path]) -> None:
+    port, log_path = live_server
+    httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(line["logger"] == "uvicorn.access" for line in lines)
+    assert any(line["event"].startswith("Uvicorn running on") for line in lines)
+    assert all("color_message" not in line for line in lines)
+    assert "\x1b" not in log_path.read_text()
