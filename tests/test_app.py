@@ -440,7 +440,7 @@ async def test_the_server_factory_freezes_the_startup_objects_once_started(
     settings = make_settings(database_url, tmp_path)
     monkeypatch.setattr("orgauth.app.load_settings", lambda: settings)
     frozen: list[int] = []
-    monkeypatch.setattr("orgauth.app.gc.freeze", lambda: frozen.append(1))
+    monkeypatch.setattr("orgauth.server.gc.freeze", lambda: frozen.append(1))
     app = create_app_from_environment()
 
     async with app.router.lifespan_context(app):
@@ -455,7 +455,7 @@ async def test_apps_built_by_create_app_leave_the_garbage_collector_alone(
     settings: OrgAuthSettings, monkeypatch: pytest.MonkeyPatch, db: AsyncEngine
 ) -> None:
     frozen: list[int] = []
-    monkeypatch.setattr("orgauth.app.gc.freeze", lambda: frozen.append(1))
+    monkeypatch.setattr("orgauth.server.gc.freeze", lambda: frozen.append(1))
 
     async with running(settings) as client:
         assert (await client.get("/health")).status_code == 200

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 import orgauth
 from orgauth import migrate
-from orgauth.app import MAX_REQUEST_HEAD_BYTES
 from orgauth.cli import serve as serve_module
+from orgauth.server import MAX_REQUEST_HEAD_BYTES
 from orgauth.settings import SECRET_KEY_FILE_NAME
 
 from .helpers import ORGAUTH, PRODUCTION_SECRET, current_revision, error_line, invoke
@@ -98,7 +98,7 @@ def test_production_serves_a_migrated_database(
     assert call["reload"] is False
     assert call["server_header"] is False
     assert call["access_log"] is True
-    assert call["http"] == "orgauth.app:BoundedHttpToolsProtocol"
+    assert call["http"] == "orgauth.server:BoundedHttpToolsProtocol"
 
 
 def test_the_server_runs_in_a_fresh_interpreter_of_the_same_process(

@@ -110,7 +110,7 @@ def run_server(*, host: str, port: int, workers: int, reload: bool, access_log: 
     settings = load_settings()
     server: dict[str, Any] = {
         # httptools with a bound on the request head (uvicorn has none for httptools).
-        "http": "orgauth.app:BoundedHttpToolsProtocol",
+        "http": "orgauth.server:BoundedHttpToolsProtocol",
         "proxy_headers": False,  # orgauth applies FORWARDED_ALLOW_IPS itself
         "server_header": False,
         "access_log": access_log,
