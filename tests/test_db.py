@@ -16,6 +16,7 @@ from sqlalchemy.pool import QueuePool
 from tests.conftest import is_postgres_run, make_settings
 
 from orgauth import OrgAuth
+from orgauth.data.statements import Statements
 from orgauth.db import SQLITE_BUSY_TIMEOUT_MS, create_engine, create_sessionmaker, ping
 from orgauth.settings import OrgAuthSettings
 
@@ -99,7 +100,7 @@ async def test_postgresql_pool_follows_settings(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_ping_reports_latency_on_the_test_database(db: AsyncEngine) -> None:
-    latency = await ping(db)
+    latency = await ping(Statements(db))
 
     assert isinstance(latency, float)
     assert 0 <= latency < 5000
@@ -109,7 +110,7 @@ async def test_ping_fails_when_the_database_is_unreachable() -> None:
     engine = create_engine(_settings(database_url="postgresql://postgres@127.0.0.1:1/x"))
     try:
         with pytest.raises((OSError, ConnectionError)):
-            await ping(engine)
+            await ping(Statements(engine))
     finally:
         await engine.dispose()
 
@@ -148,7 +149,7 @@ async def test_a_stuck_postgresql_connection_is_an_outage_and_is_discarded(
         await session.rollback()
     with contextlib.suppress(Exception):
         await busy
-    assert await ping(db) >= 0  # the pool hands out a working connection
+    assert await ping(Statements(db)) >= 0  # the pool hands out a working connection
     assert db.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
@@ -165,5 +166,5 @@ async def test_request_session_teardown_survives_a_stuck_connection(
     with contextlib.suppress(Exception):
         await busy
     assert any("broken database connection" in r.getMessage() for r in caplog.records)
-    assert await ping(db) >= 0  # the pool hands out a working connection
+    assert await ping(Statements(db)) >= 0  # the pool hands out a working connection
     assert db.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

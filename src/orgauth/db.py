@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from orgauth.data.statements import FixedStatement
+from orgauth.data.statements import FixedStatement, Statements
 from orgauth.settings import OrgAuthSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -122,14 +122,10 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def ping(engine: AsyncEngine) -> float:
-    """Run a trivial query; return its round-trip latency in milliseconds.
-
-    With an autocommit engine (:func:`orgauth.data.statements.autocommit_engine`) that is a
-    single round trip.
-    """
+async def ping(statements: Statements) -> float:
+    """Run a trivial query (one round trip); return its latency in milliseconds."""
     started = time.perf_counter()
-    await _PING.first(engine, {})
+    await statements.first(_PING, {})
     return (time.perf_counter() - started) * 1000
 
 

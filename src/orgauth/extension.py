@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from orgauth.data.statements import autocommit_engine
+from orgauth.data.statements import Statements
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.email import EmailSender, create_email_sender
 from orgauth.errors import OrgAuthError
@@ -108,7 +108,7 @@ class OrgAuth:
             else self.settings.session_prune_interval_seconds
         )
         self._prune_task: asyncio.Task[None] | None = None
-        self._autocommit_engine: AsyncEngine | None = None
+        self._statements: Statements | None = None
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
         self.hooks = Hooks()
         self.rate_limiter = RateLimiter(self.settings)
@@ -125,11 +125,11 @@ class OrgAuth:
         return self._engine
 
     @property
-    def autocommit_engine(self) -> AsyncEngine:
-        """The engine in autocommit mode (same pool), for the single-statement hot paths."""
-        if self._autocommit_engine is None or self._autocommit_engine.pool is not self.engine.pool:
-            self._autocommit_engine = autocommit_engine(self.engine)
-        return self._autocommit_engine
+    def statements(self) -> Statements:
+        """Runs the single-statement hot paths (authentication, health) on the engine."""
+        if self._statements is None or self._statements.engine is not self.engine:
+            self._statements = Statements(self.engine)
+        return self._statements
 
     @cached_property
     def limits(self) -> RouteLimits:

@@ -7,19 +7,30 @@ A database nobody migrated is a setup mistake, not an outage: it is reported as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orgauth.db import is_missing_schema_error
+from orgauth.migrations import HEAD_REVISION
+from orgauth.migrations.options import VERSION_TABLE
+
 MIGRATE_ADVICE = "run `orgauth migrate apply`"
+_CURRENT = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a fixed name
 
 
-@lru_cache(maxsize=1)
-def latest_revision() -> str | None:
-    """The newest bundled revision (read once: it is fixed for an installed package)."""
-    from orgauth import migrate
-
-    return migrate.head_revision()
+async def database_revision(engine: AsyncEngine) -> str | None:
+    """The revision recorded in orgauth's version table; None when there is no table (or
+    no row). One plain query, so a server never needs to import Alembic for it."""
+    async with engine.connect() as connection:
+        try:
+            rows = (await connection.execute(_CURRENT)).scalars().all()
+        except DBAPIError as exc:
+            if is_missing_schema_error(exc):
+                return None
+            raise
+    return rows[0] if len(rows) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -57,9 +68,7 @@ class SchemaWatch:
     async def report(self, engine: AsyncEngine) -> SchemaReport:
         if self._at_head is not None:
             return self._at_head
-        from orgauth import migrate
-
-        report = SchemaReport(await migrate.current_revision(engine), latest_revision())
+        report = SchemaReport(await database_revision(engine), HEAD_REVISION)
         if report.at_head:
             self._at_head = report
         return report

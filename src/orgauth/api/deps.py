@@ -82,7 +82,7 @@ class Dependencies:
                     "The access token is invalid or expired.", code=ErrorCode.INVALID_TOKEN
                 ) from None
             principal = await sessions.authenticate(
-                auth.autocommit_engine, user_id=claims.user_id, session_id=claims.session_id
+                auth.statements, user_id=claims.user_id, session_id=claims.session_id
             )
             if principal is None:
                 raise AuthenticationError(

@@ -59,7 +59,7 @@ class ProbeCoalescer:
 
     async def probe(self, auth: OrgAuth) -> float:
         if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.ensure_future(ping(auth.autocommit_engine))
+            self._inflight = asyncio.ensure_future(ping(auth.statements))
         return await asyncio.shield(self._inflight)
 
 
@@ -74,7 +74,7 @@ async def check_health(
     checks: dict[str, Any] = {}
     try:
         async with asyncio.timeout(HEALTH_PROBE_TIMEOUT_S):
-            latency = await (coalescer.probe(auth) if coalescer else ping(auth.autocommit_engine))
+            latency = await (coalescer.probe(auth) if coalescer else ping(auth.statements))
             schema = await auth.schema.report(auth.engine)
         checks["database"] = {"status": "ok", "latency_ms": round(latency, 2)}
         checks["migrations"] = (

@@ -35,6 +35,7 @@ def health() -> None:
 
 async def _checks(settings: OrgAuthSettings) -> list[tuple[str, bool, str]]:
     from orgauth import migrate
+    from orgauth.data.statements import Statements
     from orgauth.db import create_engine, ping
 
     rows: list[tuple[str, bool, str]] = [
@@ -43,7 +44,7 @@ async def _checks(settings: OrgAuthSettings) -> list[tuple[str, bool, str]]:
     engine = create_engine(settings)
     try:
         try:
-            latency = await asyncio_timeout(ping(engine))
+            latency = await asyncio_timeout(ping(Statements(engine)))
             rows.append(("database", True, f"{safe_url(settings)} ({latency:.1f} ms)"))
         except Exception as exc:  # reported in the table, never a traceback
             rows.append(("database", False, f"{safe_url(settings)}: {describe_db_error(exc)}"))

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from orgauth.data.statements import FixedStatement, affected_rows
+from orgauth.data.statements import FixedStatement, Statements, affected_rows
 from orgauth.models import RefreshToken, User, UserSession
 
 
@@ -50,18 +50,18 @@ _INSERT_REFRESH_TOKEN = insert(RefreshToken.__table__)  # type: ignore[attr-defi
 
 
 async def find_active_session_user(
-    engine: AsyncEngine, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    statements: Statements, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
 ) -> Mapping[str, Any] | None:
     """Every ``users`` column plus ``session_last_used_at``, when the session is active and
-    its user active; else None. ``engine`` should be an autocommit engine."""
-    return await _AUTHENTICATE.first(
-        engine, {"session_id": session_id, "user_id": user_id, "now": now}
+    its user active; else None."""
+    return await statements.first(
+        _AUTHENTICATE, {"session_id": session_id, "user_id": user_id, "now": now}
     )
 
 
-async def touch_session(engine: AsyncEngine, *, session_id: uuid.UUID, now: datetime) -> None:
+async def touch_session(statements: Statements, *, session_id: uuid.UUID, now: datetime) -> None:
     """Record that the session was just used."""
-    await _TOUCH.execute(engine, {"session_id": session_id, "now": now})
+    await statements.execute(_TOUCH, {"session_id": session_id, "now": now})
 
 
 async def insert_session(db: AsyncSession, values: Mapping[str, Any]) -> None:

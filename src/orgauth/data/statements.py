@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ClauseElement, Connection, CursorResult, Engine, Executable
+from sqlalchemy import CursorResult, Engine, Executable
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
+
+T = TypeVar("T")
 
 
 def affected_rows(result: object) -> int:
@@ -16,68 +19,63 @@ def affected_rows(result: object) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
-def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` (same pool) with every connection in autocommit mode.
-
-    A single statement then needs no ``BEGIN``/``COMMIT`` around it: one round trip. The
-    drivers orgauth supports switch the mode client-side, without a statement.
-    """
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 class FixedStatement:
-    """A prebuilt Core statement for the per-request paths, run in one round trip.
+    """A prebuilt Core statement for the per-request paths; run it with :class:`Statements`.
 
-    Each call checks a connection out of the engine's pool as usual (so pre-ping,
-    recycling, invalidation and SQLAlchemy's events and instrumentation all apply), runs
-    the statement and returns the connection, all in one hop into SQLAlchemy's
-    synchronous API (one greenlet, where ``async with engine.connect()`` takes three).
-    Pass an :func:`autocommit_engine`.
-
-    On asyncpg the statement is compiled once and sent with ``exec_driver_sql``: asyncpg's
-    own codecs already produce what the column types would (aware UTC datetimes, UUIDs),
-    so the per-call compile-cache lookup and result processing are skipped. Any other
-    driver runs the Core statement itself.
+    Built once, so SQLAlchemy's compiled cache makes each call cost its parameters only.
     """
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._asyncpg: tuple[str, tuple[str, ...]] | None = None
+
+    def first_row(self, engine: Engine, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        with engine.connect() as connection:
+            row = connection.execute(self.statement, params).mappings().first()
+            return cast("Mapping[str, Any] | None", row)
+
+    def changed_rows(self, engine: Engine, params: Mapping[str, Any]) -> int:
+        with engine.connect() as connection:
+            return affected_rows(connection.execute(self.statement, params))
+
+
+class Statements:
+    """Runs :class:`FixedStatement` s on one engine, each in one round trip.
+
+    * Each statement checks a connection out of the engine's pool as usual (pre-ping,
+      recycling, invalidation and SQLAlchemy's events all apply), in autocommit mode (no
+      ``BEGIN``/``COMMIT`` around a single statement; the drivers switch it client-side),
+      and returns it at once: checking out, running and returning take one hop into
+      SQLAlchemy's synchronous API (one greenlet, where ``async with engine.connect()``
+      takes three).
+    * At most as many run at once as the pool keeps connections: a burst of requests
+      waits a moment for a pooled connection rather than opening overflow connections that
+      the pool closes again as soon as they come back (a new server process and handshake
+      each, paid by the waiting request).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT").sync_engine
+        pool = engine.sync_engine.pool
+        size = pool.size() if isinstance(pool, QueuePool) else 0
+        self._slots = asyncio.Semaphore(size) if size > 0 else None
 
     async def first(
-        self, engine: AsyncEngine, params: Mapping[str, Any]
+        self, statement: FixedStatement, params: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
         """The first row as a mapping of column name to value, or None."""
-        row: Mapping[str, Any] | None = await greenlet_spawn(
-            self._first, engine.sync_engine, params
-        )
+        row: Mapping[str, Any] | None = await self._call(statement.first_row, params)
         return row
 
-    async def execute(self, engine: AsyncEngine, params: Mapping[str, Any]) -> int:
-        """Run a write; return how many rows it changed."""
-        count: int = await greenlet_spawn(self._execute, engine.sync_engine, params)
+    async def execute(self, statement: FixedStatement, params: Mapping[str, Any]) -> int:
+        """Run a write; how many rows it changed."""
+        count: int = await self._call(statement.changed_rows, params)
         return count
 
-    def _first(self, engine: Engine, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        with engine.connect() as connection:
-            row = self._run(connection, params).mappings().first()
-            return dict(row) if row is not None else None
-
-    def _execute(self, engine: Engine, params: Mapping[str, Any]) -> int:
-        with engine.connect() as connection:
-            return affected_rows(self._run(connection, params))
-
-    def _run(self, connection: Connection, params: Mapping[str, Any]) -> CursorResult[Any]:
-        if connection.dialect.driver != "asyncpg":
-            return cast(CursorResult[Any], connection.execute(self.statement, params))
-        if self._asyncpg is None:
-            compiled = cast(
-                SQLCompiler,
-                cast(ClauseElement, self.statement).compile(dialect=connection.dialect),
-            )
-            self._asyncpg = (str(compiled), tuple(compiled.positiontup or ()))
-        sql, names = self._asyncpg
-        return cast(
-            CursorResult[Any],
-            connection.exec_driver_sql(sql, tuple(params[name] for name in names)),
-        )
+    async def _call(
+        self, work: Callable[[Engine, Mapping[str, Any]], T], params: Mapping[str, Any]
+    ) -> T:
+        if self._slots is None:
+            return cast(T, await greenlet_spawn(work, self._autocommit, params))
+        async with self._slots:
+            return cast(T, await greenlet_spawn(work, self._autocommit, params))

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from orgauth.audit import audit
 from orgauth.data import sessions as session_data
+from orgauth.data.statements import Statements
 from orgauth.data.users import user_from_row
 from orgauth.errors import AuthenticationError, ErrorCode, NotFoundError
 from orgauth.models import RefreshToken, User, UserSession, utcnow
@@ -211,22 +212,22 @@ async def _handle_unusable_token(
 
 
 async def authenticate(
-    engine: AsyncEngine, *, user_id: uuid.UUID, session_id: uuid.UUID
+    statements: Statements, *, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> Principal | None:
     """The per-request check: an active, unexpired session of an active user.
 
     One indexed query (primary key of ``user_sessions`` joined to ``users``) outside any
-    transaction; ``engine`` is an autocommit engine, so it is a single round trip.
-    ``last_used_at`` is written at most every :data:`SESSION_TOUCH_INTERVAL`.
+    transaction: a single round trip. ``last_used_at`` is written at most every
+    :data:`SESSION_TOUCH_INTERVAL`.
     """
     now = utcnow()
     row = await session_data.find_active_session_user(
-        engine, user_id=user_id, session_id=session_id, now=now
+        statements, user_id=user_id, session_id=session_id, now=now
     )
     if row is None:
         return None
     if now - row["session_last_used_at"] >= SESSION_TOUCH_INTERVAL:
-        await session_data.touch_session(engine, session_id=session_id, now=now)
+        await session_data.touch_session(statements, session_id=session_id, now=now)
     return Principal(row, session_id)
 
 
