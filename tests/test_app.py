@@ -1,4 +1,5 @@
-"""The standalone app: /health, the docs switch and the first superuser (SPEC §2, §3.1)."""
+"""The standalone app: /health, the docs switch and the first superuser (docs/CONFIGURATION.md,
+docs/API.md)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import orgauth
-from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
 from orgauth.app import create_app, create_app_from_environment
 from orgauth.db import create_sessionmaker
 from orgauth.models import User
 from orgauth.security.passwords import verify_password_sync
 from orgauth.settings import OrgAuthSettings
+from tests.support.settings import make_settings
 
 PRODUCTION_SECRET = "k7Qp2Vx9Lm4Rt8Wz1Hb6Nd3Fs5Gj0Ay-Uc_EiTo"
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/x"

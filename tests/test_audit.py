@@ -1,4 +1,4 @@
-"""Audit events on ``orgauth.audit`` (SPEC §4.11), and no secret in any log record."""
+"""Audit events on ``orgauth.audit`` (docs/SECURITY.md), and no secret in any log record."""
 
 from __future__ import annotations
 

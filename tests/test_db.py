@@ -1,4 +1,5 @@
-"""Engines: SQLite pragmas, PostgreSQL pool settings and the ping probe (SPEC §2, §7)."""
+"""Engines: SQLite pragmas, PostgreSQL pool settings and the ping probe (docs/CONFIGURATION.md,
+docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
-from tests.conftest import is_postgres_run, make_settings
 
 from orgauth import OrgAuth
 from orgauth.data.statements import Statements
 from orgauth.db import SQLITE_BUSY_TIMEOUT_MS, create_engine, create_sessionmaker, ping
 from orgauth.settings import OrgAuthSettings
+from tests.support.settings import is_postgres_run, make_settings
 
 
 def _settings(**values: Any) -> OrgAuthSettings:

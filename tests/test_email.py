@@ -1,4 +1,5 @@
-"""Email backends: what they write, log and send, and what they refuse (SPEC §2, §4.4)."""
+"""Email backends: what they write, log and send, and what they refuse (docs/CONFIGURATION.md,
+docs/SECURITY.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The bundled migrations: round trip, own version table, no drift, host tables left alone
-(SPEC §5, §7)."""
+(README.md, docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The tables on the migrated database: uniqueness, cascades, constraints, timestamps and
-column lengths (SPEC §7)."""
+column lengths (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """OrgAuthSettings: defaults, environment names, parsing, the production guard and the
-development secret key (SPEC §2, §4.10)."""
+development secret key (docs/CONFIGURATION.md, docs/SECURITY.md)."""
 
 from __future__ import annotations
 

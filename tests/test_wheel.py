@@ -1,5 +1,5 @@
 """The built wheel ships what an installed orgauth needs: typing marker, the Alembic
-environment, template and revisions, and the console script (SPEC §1, §5, §6).
+environment, template and revisions, and the console script (README.md, docs/EMBEDDING.md).
 
 Installing the wheel into a fresh virtualenv and running its migrations is done by .ci/run.
 """

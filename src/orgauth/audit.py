@@ -1,4 +1,4 @@
-"""Structured audit events on the ``orgauth.audit`` logger (SPEC §4.11).
+"""Structured audit events on the ``orgauth.audit`` logger (docs/SECURITY.md).
 
 Fields are ids, IPs and outcomes; never passwords, hashes or tokens.
 """

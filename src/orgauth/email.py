@@ -1,4 +1,5 @@
-"""Email delivery: ``console`` (development), ``file`` and ``smtp`` backends (SPEC §2, §4.4).
+"""Email delivery: ``console`` (development), ``file`` and ``smtp`` backends
+(docs/CONFIGURATION.md, docs/SECURITY.md).
 
 Every backend turns an :class:`EmailMessage` into the same RFC 5322 message, so what a test
 reads from the file backend is what SMTP would have sent. Header injection is impossible:

@@ -1,4 +1,4 @@
-"""SQLModel tables of orgauth (SPEC §7).
+"""SQLModel tables of orgauth (docs/ARCHITECTURE.md).
 
 All tables live in SQLModel's shared metadata so host models can point foreign keys at
 ``users.id`` and ``organizations.id``; orgauth's migrations only ever look at the tables

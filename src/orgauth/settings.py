@@ -98,7 +98,8 @@ def normalize_database_url(url: str) -> str:
 
 
 class OrgAuthSettings(BaseSettings):
-    """Every orgauth setting (SPEC §2); environment variables are the upper-cased field names."""
+    """Every orgauth setting (docs/CONFIGURATION.md); environment variables are the upper-cased
+    field names."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -322,7 +323,7 @@ class OrgAuthSettings(BaseSettings):
         return self
 
     def _production_guard(self) -> None:
-        """Refuse unsafe production settings (SPEC §4.10); one message naming the setting."""
+        """Refuse unsafe production settings (docs/SECURITY.md); one message naming the setting."""
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if not key:
             raise ValueError("SECRET_KEY is required in production")

@@ -1,4 +1,4 @@
-"""/admin/organizations (SPEC §3.6): every organization, whatever the superuser's membership."""
+"""/admin/organizations (docs/API.md): every organization, whatever the superuser's membership."""
 
 from __future__ import annotations
 
@@ -11,20 +11,18 @@ import pytest
 from sqlalchemy import update
 
 from orgauth.models import Organization, OrgRole, utcnow
-from orgs.conftest import (
+from tests.support.http import ClientFactory, assert_error
+from tests.support.orgs import (
+    ADMIN,
     MEMBER_KEYS,
     ORG_KEYS,
     Account,
-    AppFactory,
     Factory,
     RoledOrg,
-    assert_error,
     assert_validation_error,
     audit_event,
     audit_events,
 )
-
-from .conftest import ADMIN
 
 ORGS = f"{ADMIN}/organizations"
 
@@ -184,9 +182,9 @@ async def test_create_with_an_invalid_body_is_422(
 
 
 async def test_superusers_create_even_when_user_creation_is_disabled(
-    app_factory: AppFactory, factory: Factory
+    make_app: ClientFactory, factory: Factory
 ) -> None:
-    custom = await app_factory(allow_user_org_creation=False)
+    custom = await make_app(allow_user_org_creation=False)
     root = await factory.superuser(client=custom.client)
     response = await custom.client.post(ORGS, json={"name": "Allowed"}, headers=root.headers)
     assert response.status_code == 201

@@ -1,4 +1,4 @@
-"""/admin/sessions and DELETE /admin/users/{id}/sessions (SPEC §3.6)."""
+"""/admin/sessions and DELETE /admin/users/{id}/sessions (docs/API.md)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ import pytest
 from sqlalchemy import update
 
 from orgauth.models import UserSession, utcnow
-from orgs.conftest import (
+from tests.support.http import assert_error, bearer
+from tests.support.orgs import (
+    ADMIN,
     PAGINATION_KEYS,
     Account,
     Factory,
-    assert_error,
     assert_validation_error,
     audit_event,
-    bearer,
 )
-
-from .conftest import ADMIN
 
 SESSIONS = f"{ADMIN}/sessions"
 SESSION_KEYS = {

@@ -1,4 +1,4 @@
-"""/admin/stats (SPEC §3.6): counts computed by the database."""
+"""/admin/stats (docs/API.md): counts computed by the database."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 
-from conftest import is_postgres_run
 from orgauth.models import OrgRole, UserSession, utcnow
-from orgs.conftest import Account, AppFactory, Factory, assert_error
-
-from .conftest import ADMIN
+from tests.support.http import ClientFactory, assert_error
+from tests.support.orgs import ADMIN, Account, Factory
+from tests.support.settings import is_postgres_run
 
 STATS = f"{ADMIN}/stats"
 
@@ -121,7 +120,7 @@ async def test_stats_are_for_superusers_only(
 
 @pytest.mark.skipif(not is_postgres_run(), reason="PostgreSQL session time zones")
 async def test_registration_days_are_utc_days_whatever_the_session_time_zone(
-    app_factory: AppFactory, factory: Factory, database_url: str
+    make_app: ClientFactory, factory: Factory, database_url: str
 ) -> None:
     """At UTC+14 a registration at 12:00 UTC yesterday is already "today" locally; the stats
     still count it on its UTC day."""
@@ -131,7 +130,7 @@ async def test_registration_days_are_utc_days_whatever_the_session_time_zone(
             text(f"ALTER DATABASE \"{name}\" SET timezone TO 'Pacific/Kiritimati'")
         )
     try:
-        custom = await app_factory()
+        custom = await make_app()
         async with custom.app.state.orgauth.engine.connect() as connection:
             assert await connection.scalar(text("SHOW timezone")) == "Pacific/Kiritimati"
         root = await factory.superuser(client=custom.client)

@@ -11,20 +11,15 @@ import pytest
 from sqlalchemy import select
 
 from orgauth.models import Membership, OrgRole, User, UserSession, utcnow
-from orgs.conftest import (
-    PASSWORD,
-    USER_KEYS,
+from tests.support.http import PASSWORD, USER_KEYS, ClientFactory, assert_error, unique_email
+from tests.support.orgs import (
+    ADMIN,
     Account,
-    AppFactory,
     Factory,
     RoledOrg,
-    assert_error,
     assert_validation_error,
     audit_event,
-    unique_email,
 )
-
-from .conftest import ADMIN
 
 USERS = f"{ADMIN}/users"
 
@@ -703,10 +698,10 @@ async def test_bulk_body_out_of_bounds_is_422(
 
 
 async def test_first_superuser_from_settings_can_use_the_admin_api(
-    app_factory: AppFactory, factory: Factory
+    make_app: ClientFactory, factory: Factory
 ) -> None:
     email = unique_email("first-root")
-    custom = await app_factory(first_superuser_email=email, first_superuser_password=PASSWORD)
+    custom = await make_app(first_superuser_email=email, first_superuser_password=PASSWORD)
     token, user = await factory.login(email, client=custom.client)
     assert user["is_superuser"] is True
     response = await custom.client.get(USERS, headers={"Authorization": f"Bearer {token}"})

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from orgs.conftest import API, Account, RoledOrg, assert_validation_error
-
-from .conftest import ADMIN
+from tests.support.http import API
+from tests.support.orgs import ADMIN, Account, RoledOrg, assert_validation_error
 
 
 def search_paths(org: RoledOrg) -> list[str]:

@@ -1,4 +1,4 @@
-"""POST /auth/login and /auth/login/oauth (SPEC §3.2, §4.1, §4.6)."""
+"""POST /auth/login and /auth/login/oauth (docs/API.md, docs/SECURITY.md)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import RefreshToken, User, UserSession, utcnow
 from orgauth.security.passwords import hash_cost, verify_password_sync
-
-from .conftest import (
+from tests.support.http import (
     API,
     PASSWORD,
     TOKEN_KEYS,

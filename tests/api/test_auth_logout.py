@@ -1,4 +1,4 @@
-"""POST /auth/logout and /auth/logout-all (SPEC §3.2)."""
+"""POST /auth/logout and /auth/logout-all (docs/API.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import UserSession
-
-from .conftest import (
+from tests.support.http import (
     API,
     UserFactory,
     assert_error,

@@ -1,4 +1,5 @@
-"""POST /auth/refresh: rotation, reuse detection, expiry and races (SPEC §3.2, §4.3)."""
+"""POST /auth/refresh: rotation, reuse detection, expiry and races (docs/API.md,
+docs/SECURITY.md)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import RefreshToken, User, UserSession, utcnow
 from orgauth.security.tokens import hash_token
-
-from .conftest import (
+from tests.support.http import (
     TOKEN_KEYS,
     ClientFactory,
     LoggedIn,

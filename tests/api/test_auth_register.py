@@ -1,4 +1,4 @@
-"""POST /auth/register (SPEC §3.2, §4.1, §4.6)."""
+"""POST /auth/register (docs/API.md, docs/SECURITY.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import User
-
-from .conftest import (
+from tests.support.http import (
     API,
     PASSWORD,
     USER_KEYS,

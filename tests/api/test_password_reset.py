@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import PasswordResetToken, User, UserSession, utcnow
 from orgauth.security.tokens import hash_token
-
-from .conftest import (
+from tests.support.http import (
     API,
     OTHER_PASSWORD,
     PASSWORD,

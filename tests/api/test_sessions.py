@@ -1,4 +1,4 @@
-"""GET /sessions/me and DELETE /sessions/{id} (SPEC §3.4, §4.3)."""
+"""GET /sessions/me and DELETE /sessions/{id} (docs/API.md, docs/SECURITY.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from orgauth.models import (
     UserSession,
     utcnow,
 )
-
-from .conftest import (
+from tests.support.http import (
     API,
     CHROME_WINDOWS_UA,
     IPHONE_SAFARI_UA,

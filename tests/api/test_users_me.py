@@ -1,4 +1,4 @@
-"""GET/PATCH /users/me and POST /users/me/password (SPEC §3.3)."""
+"""GET/PATCH /users/me and POST /users/me/password (docs/API.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import User, UserSession
-
-from .conftest import (
+from tests.support.http import (
     API,
     OTHER_PASSWORD,
     PASSWORD,

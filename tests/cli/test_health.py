@@ -1,4 +1,4 @@
-"""``orgauth health``: settings, database and migrations in a table; exit 0 or 1 (SPEC §5)."""
+"""``orgauth health``: settings, database and migrations in a table; exit 0 or 1 (README.md)."""
 
 from __future__ import annotations
 

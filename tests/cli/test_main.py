@@ -1,5 +1,5 @@
 """The ``orgauth`` command: help for every command, version, and one-line setting errors
-(SPEC §5)."""
+(README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``orgauth migrate``: apply, downgrade, current, list, check and generate (SPEC §5)."""
+"""``orgauth migrate``: apply, downgrade, current, list, check and generate (README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``orgauth serve`` (SPEC §5): migrations first in development, a refusal in production when
+"""``orgauth serve`` (README.md): migrations first in development, a refusal in production when
 the database is behind, the server in a fresh interpreter, bounded request heads, and real
 servers answering /health."""
 
@@ -10,10 +10,8 @@ import os
 import re
 import socket
 import stat
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,9 @@ from orgauth import migrate
 from orgauth.cli import serve as serve_module
 from orgauth.server import MAX_REQUEST_HEAD_BYTES
 from orgauth.settings import SECRET_KEY_FILE_NAME
+from tests.support.servers import ServerFactory, server_environment
 
-from .helpers import ORGAUTH, PRODUCTION_SECRET, current_revision, error_line, invoke
+from .helpers import PRODUCTION_SECRET, current_revision, error_line, invoke
 
 
 @pytest.fixture
@@ -195,43 +194,20 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_console_script_serves_health_with_zero_configuration(tmp_path: Path) -> None:
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w+", encoding="utf-8")
-    server = subprocess.Popen(
-        [str(ORGAUTH), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env={**os.environ, "BCRYPT_ROUNDS": "4"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        response: httpx.Response | None = None
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                if response.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert response is not None, (tmp_path / "server.log").read_text()
-        assert response.status_code == 200, (tmp_path / "server.log").read_text()
-        body = response.json()
-        assert body["status"] == "healthy"
-        assert body["version"] == orgauth.__version__
-        assert body["environment"] == "development"
-        assert "server" not in {name.lower() for name in response.headers}
-        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-        log.close()
+def test_console_script_serves_health_with_zero_configuration(
+    tmp_path: Path, server_factory: ServerFactory
+) -> None:
+    (server,) = server_factory.start(server_environment(secret_key=None))
+
+    response = httpx.get(f"{server.url}/health", timeout=5)
+    assert response.status_code == 200, server.log()
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["version"] == orgauth.__version__
+    assert body["environment"] == "development"
+    assert "server" not in {name.lower() for name in response.headers}
+    assert httpx.get(f"{server.url}/docs", timeout=5).status_code == 200
+    server.stop()
     assert (tmp_path / "orgauth.db").exists()
     assert (tmp_path / SECRET_KEY_FILE_NAME).exists()
 
@@ -256,37 +232,10 @@ def test_unusable_development_key_file_is_one_line_error(
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def live_server(server_factory: ServerFactory) -> tuple[int, Path]:
     """``orgauth serve`` on the zero-configuration database, JSON logs; (port, log file)."""
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    log = log_path.open("w+", encoding="utf-8")
-    server = subprocess.Popen(
-        [str(ORGAUTH), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env={**os.environ, "BCRYPT_ROUNDS": "4", "LOG_FORMAT": "json"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(log_path.read_text())
-        yield port, log_path
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-        log.close()
+    (server,) = server_factory.start(server_environment(secret_key=None, log_format="json"))
+    return server.port, server.log_path
 
 
 def _exchange(port: int, request: bytes, *, responses: int = 1) -> list[int]:

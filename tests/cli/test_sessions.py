@@ -1,5 +1,5 @@
 """``orgauth sessions prune``: deletes expired and revoked sessions and spent tokens
-(SPEC §4.3, §5)."""
+(docs/SECURITY.md, README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``orgauth user create-superuser`` (SPEC §5): stdin or hidden prompt, the password policy,
+"""``orgauth user create-superuser`` (README.md): stdin or hidden prompt, the password policy,
 promotion of an existing account, and a clear refusal on an unmigrated database."""
 
 from __future__ import annotations

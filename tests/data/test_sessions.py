@@ -10,10 +10,10 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.api.conftest import API, UserFactory, execute
 
 from orgauth.models import UserSession, utcnow
 from orgauth.services.sessions import SESSION_TOUCH_INTERVAL
+from tests.support.http import API, UserFactory, execute
 
 
 class Recorder:

@@ -1,1 +1,1 @@
-"""Embedding orgauth in a host FastAPI app (SPEC §6)."""
+"""Embedding orgauth in a host FastAPI app (docs/EMBEDDING.md)."""

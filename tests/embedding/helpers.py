@@ -1,8 +1,8 @@
 """Helpers for the embedding and example tests: host apps driven over HTTP, nothing mocked.
 
-A "host app" is a plain FastAPI app that embeds orgauth the way SPEC §6 shows. These helpers
-run its lifespan, sign users up and in through orgauth's real routes, and create
-organizations, so each test reads as the host developer's own integration test.
+A "host app" is a plain FastAPI app that embeds orgauth the way docs/EMBEDDING.md shows.
+These helpers run its lifespan, sign users up and in through orgauth's real routes, and
+create organizations, so each test reads as the host developer's own integration test.
 """
 
 from __future__ import annotations
@@ -24,33 +24,14 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import TEST_SECRET_KEY
+from tests.support.http import API, PASSWORD, bearer, error_code, unique_email
+from tests.support.http import OTHER_PASSWORD as NEW_PASSWORD
+from tests.support.settings import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The SaaS example's Alembic config: the host app's own migrations.
 HOST_ALEMBIC_INI = ROOT / "examples" / "saas" / "alembic.ini"
-API = "/api/v1"
-#: Strong for the password policy, unrelated to any test user's email or names.
-PASSWORD = "Quartz-lantern-Orbit-71"
-NEW_PASSWORD = "Velvet-canyon-Mosaic-38"
 PEER = ("203.0.113.10", 50000)
-
-
-def unique_email(prefix: str = "user") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
-def error_code(response: httpx.Response) -> str:
-    """The orgauth error code of a response (asserting the SPEC error shape)."""
-    body = response.json()
-    assert set(body) == {"detail"}, body
-    assert set(body["detail"]) == {"code", "message"}, body
-    code: str = body["detail"]["code"]
-    return code
 
 
 @asynccontextmanager
@@ -177,3 +158,6 @@ def load_example(module: str) -> ModuleType:
     """Import an example's app module afresh, so it reads the current environment."""
     sys.modules.pop(module, None)
     return importlib.import_module(module)
+
+
+__all__ = ["API", "NEW_PASSWORD", "PASSWORD", "bearer", "error_code", "unique_email"]

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import make_settings
 from orgauth import EmailMessage, EmailSender, OrgAuth, OrgRole, ResetDelivery, User
 from orgauth.logs import JsonFormatter, TextFormatter
+from tests.support.settings import make_settings
 
 from .helpers import (
     API,

@@ -1,5 +1,5 @@
 """A host app's own database: its engine and session factory, its session dependency, and
-its tables with foreign keys to orgauth's (SPEC §6, §7).
+its tables with foreign keys to orgauth's (docs/EMBEDDING.md, docs/ARCHITECTURE.md).
 
 No ``from __future__ import annotations``: host routes are declared inside test functions.
 """
@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
 
-from conftest import is_postgres_run, make_settings
 from orgauth import Membership, OrgAuth, User
+from tests.support.settings import is_postgres_run, make_settings
 
 from .helpers import API, create_org, running, sign_up
 

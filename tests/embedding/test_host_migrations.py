@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from conftest import TEST_DATABASE_ENV
 from orgauth import exclude_orgauth_tables, migrate
 from orgauth.db import create_engine
 from orgauth.migrations.options import VERSION_TABLE
 from orgauth.models import ORGAUTH_TABLES
 from orgauth.settings import OrgAuthSettings, normalize_database_url
+from tests.support.settings import TEST_DATABASE_ENV
 
 from .helpers import host_alembic_config, run_host_alembic
 

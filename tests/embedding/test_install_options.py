@@ -8,9 +8,9 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from conftest import make_settings
 from orgauth import OrgAuth
 from orgauth.security.headers import API_CSP
+from tests.support.settings import make_settings
 
 from .helpers import API, running, sign_up
 

@@ -1,5 +1,5 @@
-"""The public library API (SPEC §6): every exported name, the SPEC's own snippet, mounting the
-router by hand, and the app-level dependencies.
+"""The public library API (docs/EMBEDDING.md): every exported name, the documented snippet,
+mounting the router by hand, and the app-level dependencies.
 
 No ``from __future__ import annotations``: host routes are declared inside test functions,
 and FastAPI must see their ``Depends(...)`` annotations as objects, not strings.
@@ -22,7 +22,6 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import orgauth
-from conftest import TEST_SECRET_KEY, make_settings
 from orgauth import (
     Membership,
     OrgAuth,
@@ -33,6 +32,7 @@ from orgauth import (
     optional_user,
     require_org_role,
 )
+from tests.support.settings import TEST_SECRET_KEY, make_settings
 
 from .helpers import (
     API,
@@ -46,7 +46,7 @@ from .helpers import (
     sign_up,
 )
 
-SPEC_NAMES = {
+DOCUMENTED_NAMES = {
     "OrgAuth",
     "OrgAuthSettings",
     "create_app",
@@ -65,8 +65,8 @@ SPEC_NAMES = {
 # --- exports and typing -----------------------------------------------------------------
 
 
-def test_all_lists_at_least_what_the_spec_names() -> None:
-    assert set(orgauth.__all__) >= SPEC_NAMES
+def test_all_lists_at_least_the_documented_names() -> None:
+    assert set(orgauth.__all__) >= DOCUMENTED_NAMES
     assert len(orgauth.__all__) == len(set(orgauth.__all__))
 
 
@@ -131,7 +131,8 @@ def test_public_callables_are_fully_annotated(name: str, function: Callable[...,
 
 @pytest.mark.slow
 def test_host_code_type_checks_under_mypy_strict(tmp_path: Path) -> None:
-    """A host module using the SPEC §6 API passes ``mypy --strict`` (with pydantic's plugin,
+    """A host module using the docs/EMBEDDING.md API passes ``mypy --strict`` (with pydantic's
+    plugin,
     which pydantic users enable), so the shipped annotations are usable from outside."""
     host = tmp_path / "host_app.py"
     host.write_text(
@@ -174,11 +175,11 @@ def test_host_code_type_checks_under_mypy_strict(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- the SPEC §6 snippet, literally -------------------------------------------------------
+# --- the documented snippet, literally ----------------------------------------------------
 
 
-async def test_spec_snippet_works_as_written(db: AsyncEngine, database_url: str) -> None:
-    # Exactly the two settings the SPEC shows; everything else at its default.
+async def test_documented_snippet_works_as_written(db: AsyncEngine, database_url: str) -> None:
+    # Exactly the two settings the docs show; everything else at its default.
     auth = OrgAuth(OrgAuthSettings(database_url=database_url, secret_key=TEST_SECRET_KEY))
     app = FastAPI(lifespan=auth.lifespan)
     auth.install(app)  # routes under API_PREFIX, headers, limits, CORS

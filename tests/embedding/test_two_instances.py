@@ -14,9 +14,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import make_settings
 from orgauth import OrgAuth, User, migrate
 from orgauth.db import create_engine
+from tests.support.settings import make_settings
 
 from .helpers import PASSWORD, bearer, error_code, register, running, sign_in
 

@@ -12,9 +12,9 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from conftest import TEST_SECRET_KEY, make_settings
 from orgauth import OrgAuth, migrate
 from orgauth.db import create_engine
+from tests.support.settings import TEST_SECRET_KEY, make_settings
 
 from .helpers import API, error_code, running, sign_up
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from embedding.helpers import (
+from tests.embedding.helpers import (
     API,
     NEW_PASSWORD,
     load_example,

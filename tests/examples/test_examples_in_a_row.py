@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.helpers import run_orgauth
-from embedding.helpers import PASSWORD, ROOT, load_example, point_examples_at, running
 from orgauth.settings import normalize_database_url
+from tests.cli.helpers import run_orgauth
+from tests.embedding.helpers import PASSWORD, ROOT, load_example, point_examples_at, running
 
 EXAMPLES = ["minimal", "custom_email", "saas"]
 ALEMBIC = Path(sys.executable).with_name("alembic")

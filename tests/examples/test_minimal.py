@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from embedding.helpers import (
+from tests.embedding.helpers import (
     API,
     ROOT,
     error_code,

@@ -17,7 +17,7 @@ from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from embedding.helpers import (
+from tests.embedding.helpers import (
     ROOT,
     Account,
     add_member,

@@ -13,6 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
 from tests.fuzz.conftest import LiveServer
 
 EXAMPLES = int(os.environ.get("ORGAUTH_FUZZ_EXAMPLES", "10"))

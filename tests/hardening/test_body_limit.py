@@ -1,10 +1,10 @@
-"""Request bodies over 1 MiB are refused with 413, declared or chunked (SPEC §4.9)."""
+"""Request bodies over 1 MiB are refused with 413, declared or chunked (docs/SECURITY.md)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from tests.hardening.conftest import AppClient
+from tests.support.fixtures import AppClient
 
 LIMIT = 1024 * 1024
 

@@ -1,9 +1,10 @@
-"""CORS: exact origins only, credentials only for them (SPEC §4.8)."""
+"""CORS: exact origins only, credentials only for them (docs/SECURITY.md)."""
 
 from __future__ import annotations
 
 import pytest
-from tests.hardening.conftest import AppClient
+
+from tests.support.fixtures import AppClient
 
 ALLOWED = "https://app.example.com"
 

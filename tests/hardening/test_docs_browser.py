@@ -8,61 +8,30 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.servers import ServerFactory, server_environment
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("docs-server")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'docs.db'}",
-        "SECRET_KEY": "docs-browser-test-key-0123456789abcdefghijkl",
-        "CSP_MODE": "strict",
-        "EMAIL_BACKEND": "file",
-        "EMAIL_FILE_DIR": str(directory / "mail"),
-    }
-    cli = Path(sys.executable).with_name("orgauth")
-    process = subprocess.Popen(
-        [str(cli), "serve", "--port", str(port)],
-        env=env,
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    factory = ServerFactory(directory)
+    environment = server_environment(
+        database_url=f"sqlite+aiosqlite:///{directory / 'docs.db'}", csp_mode="strict"
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield base
+        (started,) = factory.start(environment)
+        yield started.url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        factory.stop_all()
 
 
 def _browser_messages(url: str, ready_selector: str) -> tuple[int, list[str]]:

@@ -1,4 +1,4 @@
-"""Error bodies: orgauth's shape everywhere, no internals in a 500 (SPEC §3 Errors)."""
+"""Error bodies: orgauth's shape everywhere, no internals in a 500 (docs/API.md Errors)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.conftest import make_settings
-from tests.hardening.conftest import AppClient
 
 from orgauth.app import create_app
+from tests.support.fixtures import AppClient
+from tests.support.settings import make_settings
 
 
 async def test_unknown_route_and_wrong_method_use_the_error_body(app_client: AppClient) -> None:

@@ -1,13 +1,13 @@
-"""Security headers on every response (SPEC §4.7)."""
+"""Security headers on every response (docs/SECURITY.md)."""
 
 from __future__ import annotations
 
 from html.parser import HTMLParser
 
 import pytest
-from tests.hardening.conftest import AppClient
 
 from orgauth.security.headers import API_CSP, DOCS_CSP_RELAXED, DOCS_CSP_STRICT
+from tests.support.fixtures import AppClient
 
 COMMON = {
     "x-content-type-options": "nosniff",

@@ -1,5 +1,5 @@
 """`orgauth serve` refuses unsafe production settings with one line naming the setting
-(SPEC §4.10)."""
+(docs/SECURITY.md)."""
 
 from __future__ import annotations
 

@@ -1,24 +1,22 @@
-"""Rate limits per client IP and per account (SPEC §2, §4.5), in memory and on Redis."""
+"""Rate limits per client IP and per account (docs/CONFIGURATION.md, docs/SECURITY.md), in
+memory and on Redis."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.hardening.conftest import AppClient
 
 from orgauth.security.ratelimit import RateLimiter
 from orgauth.settings import OrgAuthSettings
+from tests.support.fixtures import AppClient
+from tests.support.servers import ServerFactory, server_environment
 
 REDIS_URL = os.environ.get("ORGAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LOGIN = "/api/v1/auth/login"
@@ -202,62 +200,20 @@ async def test_unreachable_redis_falls_back_to_memory_and_logs(
 # --- two real server processes sharing one Redis --------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def two_servers(tmp_path: Path, database_url: str) -> Iterator[list[str]]:
-    from orgauth.settings import normalize_database_url
-
-    db = normalize_database_url(database_url)
-    env = {
-        **os.environ,
-        "DATABASE_URL": db,
-        "SECRET_KEY": "two-process-rate-limit-key-0123456789abcdef",
-        "RATE_LIMIT_STORAGE_URI": REDIS_URL,
-        "RATE_LIMIT_LOGIN": "4/minute",
-        "BCRYPT_ROUNDS": "4",
-        "EMAIL_BACKEND": "file",
-        "EMAIL_FILE_DIR": str(tmp_path / "mail"),
-        "LOG_LEVEL": "WARNING",
-    }
+def two_servers(database_url: str, server_factory: ServerFactory) -> list[str]:
+    """Two ``orgauth serve`` processes sharing Redis database 15 (the tests' own)."""
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()  # database 15 is the tests' own
-    cli = Path(sys.executable).with_name("orgauth")
-    processes, bases = [], []
-    for _ in range(2):
-        port = _free_port()
-        processes.append(
-            subprocess.Popen(
-                [str(cli), "serve", "--port", str(port)],
-                env=env,
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        bases.append(f"http://127.0.0.1:{port}")
-    try:
-        for base in bases:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/health", timeout=1):  # noqa: S310
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-        yield bases
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    environment = server_environment(
+        database_url=database_url,
+        rate_limit_enabled="true",
+        rate_limit_storage_uri=REDIS_URL,
+        rate_limit_login="4/minute",
+        log_level="WARNING",
+    )
+    return [server.url for server in server_factory.start(environment, count=2)]
 
 
 def _post_status(url: str, body: bytes) -> int:

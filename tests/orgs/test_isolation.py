@@ -16,8 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from orgauth.models import User
-
-from .conftest import (
+from tests.support.orgs import (
     API,
     Account,
     Factory,

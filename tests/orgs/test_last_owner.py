@@ -18,8 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from orgauth.models import OrgRole
-
-from .conftest import PEER, Account, Factory, RoledOrg, assert_error
+from tests.support.orgs import PEER, Account, Factory, RoledOrg, assert_error
 
 ROUNDS = 10
 

@@ -1,4 +1,4 @@
-"""Members of an organization (SPEC §3.5): list, add, change role, remove, leave, and the
+"""Members of an organization (docs/API.md): list, add, change role, remove, leave, and the
 effect of each change on the affected user's very next request."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from orgauth.models import OrgRole, utcnow
-
-from .conftest import (
+from tests.support.orgs import (
     API,
     MEMBER_KEYS,
     Factory,

@@ -1,4 +1,4 @@
-"""Organizations (SPEC §3.5): create, list mine, read, update, delete."""
+"""Organizations (docs/API.md): create, list mine, read, update, delete."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from orgauth.models import Membership
-
-from .conftest import (
+from tests.support.http import ClientFactory
+from tests.support.orgs import (
     API,
     ORG_KEYS,
-    AppFactory,
     Factory,
     RoledOrg,
     assert_error,
@@ -184,9 +183,9 @@ async def test_creating_without_a_token_is_401(client: httpx.AsyncClient, db: ob
 
 
 async def test_users_cannot_create_organizations_when_disabled(
-    app_factory: AppFactory,
+    make_app: ClientFactory,
 ) -> None:
-    custom = await app_factory(allow_user_org_creation=False)
+    custom = await make_app(allow_user_org_creation=False)
     factory = Factory(_engine_of(custom.app), custom.client)
     user = await factory.account()
     response = await custom.client.post(ORGS, json={"name": "Nope"}, headers=user.headers)

@@ -1,7 +1,7 @@
 """The organization permission matrix (services/permissions.py), cell by cell, and the same
 matrix seen through HTTP for each kind of actor.
 
-The expected tables below are written out by hand from SPEC §3.5 rather than derived from
+The expected tables below are written out by hand from docs/API.md rather than derived from
 the module under test, so a change to the matrix has to change this file too.
 """
 
@@ -27,13 +27,12 @@ from orgauth.services.permissions import (
     is_allowed,
     role_at_least,
 )
-
-from .conftest import API, Account, Factory, RoledOrg, assert_error
+from tests.support.orgs import API, Account, Factory, RoledOrg, assert_error
 
 OWNER, ADMIN, MEMBER = OrgRole.OWNER, OrgRole.ADMIN, OrgRole.MEMBER
 ROLES = (OWNER, ADMIN, MEMBER)
 
-#: SPEC §3.5: who may perform each action at all.
+#: docs/API.md: who may perform each action at all.
 EXPECTED_ACTION_ROLES: dict[OrgAction, set[OrgRole]] = {
     OrgAction.VIEW: {OWNER, ADMIN, MEMBER},
     OrgAction.LIST_MEMBERS: {OWNER, ADMIN, MEMBER},

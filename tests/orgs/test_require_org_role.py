@@ -1,4 +1,4 @@
-"""``auth.require_org_role(role)`` in a host application (SPEC §6).
+"""``auth.require_org_role(role)`` in a host application (docs/EMBEDDING.md).
 
 No ``from __future__ import annotations`` here: the host routes are declared inside a
 function, and FastAPI must see their ``Depends(...)`` annotations as objects, not strings.
@@ -14,11 +14,10 @@ import pytest
 from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
 from orgauth import Membership, OrgAuth
 from orgauth.models import OrgRole
-
-from .conftest import API, PEER, Factory, RoledOrg, assert_error
+from tests.support.orgs import API, PEER, Factory, RoledOrg, assert_error
+from tests.support.settings import make_settings
 
 
 def build_host_app(auth: OrgAuth) -> FastAPI:

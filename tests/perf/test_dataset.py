@@ -19,7 +19,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orgs.conftest import API, PASSWORD, bearer, password_hash
+from tests.support.http import API, PASSWORD, bearer
+from tests.support.orgs import password_hash
 
 pytestmark = pytest.mark.slow
 

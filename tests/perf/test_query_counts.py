@@ -22,7 +22,8 @@ from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import Membership, Organization, OrgRole, User, UserSession, utcnow
-from orgs.conftest import API, Account, Factory, password_hash
+from tests.support.http import API
+from tests.support.orgs import Account, Factory, password_hash
 
 #: Exact statements per request, authentication included (one SELECT joining the session
 #: and the user). A change here is a conscious decision, not an accident.

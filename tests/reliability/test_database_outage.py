@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from .conftest import (
+from tests.support.servers import (
     API,
-    PrivatePostgres,
     ServerFactory,
     bearer,
     login,
@@ -27,6 +26,7 @@ from .conftest import (
     server_environment,
     unique_email,
 )
+from tests.support.services import PrivatePostgres
 
 pytestmark = pytest.mark.slow
 

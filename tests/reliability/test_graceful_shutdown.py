@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from orgauth.models import RefreshToken, User, UserSession
-
-from .conftest import (
+from tests.support.servers import (
     API,
     PASSWORD,
     ServerFactory,

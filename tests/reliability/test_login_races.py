@@ -20,9 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from conftest import is_postgres_run
-
-from .conftest import (
+from tests.support.servers import (
     API,
     PASSWORD,
     Server,
@@ -33,6 +31,7 @@ from .conftest import (
     server_environment,
     unique_email,
 )
+from tests.support.settings import is_postgres_run
 
 pytestmark = [
     pytest.mark.slow,

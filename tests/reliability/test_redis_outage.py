@@ -16,9 +16,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .conftest import (
+from tests.support.servers import (
     API,
-    PrivateRedis,
     ServerFactory,
     forwarded,
     login,
@@ -28,6 +27,7 @@ from .conftest import (
     unique_email,
     wait_for,
 )
+from tests.support.services import PrivateRedis
 
 pytestmark = pytest.mark.slow
 

@@ -23,12 +23,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from conftest import is_postgres_run
 from orgauth.models import Membership, OrgRole, UserSession
-
-from .conftest import (
+from tests.support.servers import (
     API,
-    SHARED_REDIS_PORT,
     Server,
     ServerFactory,
     bearer,
@@ -38,10 +35,11 @@ from .conftest import (
     next_ip,
     register,
     server_environment,
-    shared_redis_available,
     unique_email,
     wait_for,
 )
+from tests.support.services import SHARED_REDIS_PORT, shared_redis_available
+from tests.support.settings import is_postgres_run
 
 pytestmark = [
     pytest.mark.slow,

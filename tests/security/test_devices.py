@@ -1,4 +1,4 @@
-"""User-Agent parsing for session device fields: recognised, bounded, cheap (SPEC §4.3)."""
+"""User-Agent parsing for session device fields: recognised, bounded, cheap (docs/SECURITY.md)."""
 
 from __future__ import annotations
 

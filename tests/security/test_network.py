@@ -1,4 +1,4 @@
-"""Client IP behind trusted proxies: spoofing, chains, CIDRs, IPv6, garbage (SPEC §4.3)."""
+"""Client IP behind trusted proxies: spoofing, chains, CIDRs, IPv6, garbage (docs/SECURITY.md)."""
 
 from __future__ import annotations
 

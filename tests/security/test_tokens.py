@@ -1,6 +1,6 @@
 """Access, refresh and reset tokens: the codec alone, then forged tokens against the app.
 
-SPEC §4.2: HS256 only, ``typ: at+jwt``, claims ``iss aud sub sid jti iat exp`` all required,
+docs/SECURITY.md: HS256 only, ``typ: at+jwt``, claims ``iss aud sub sid jti iat exp`` all required,
 no personal data, accepted only from ``Authorization: Bearer``. §4.3/§4.4: refresh and
 reset tokens are opaque, >= 256 / 128 bits, stored only hashed.
 """

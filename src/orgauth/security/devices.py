@@ -1,4 +1,4 @@
-"""Describe a session's device from its User-Agent header (SPEC §4.3).
+"""Describe a session's device from its User-Agent header (docs/SECURITY.md).
 
 Parsing uses the maintained ``ua-parser`` rules. Everything here is bounded: the input is
 cut to :data:`PARSE_MAX_LENGTH` characters before any regular expression sees it, control

@@ -1,4 +1,4 @@
-"""The client's IP address, trusting ``X-Forwarded-For`` only from known proxies (SPEC §4.3).
+"""The client's IP address, trusting ``X-Forwarded-For`` only from known proxies (docs/SECURITY.md).
 
 ``X-Forwarded-For`` is a list each proxy appends its peer to, so only the entries added by
 proxies we trust are reliable: anything further left may have been written by the client.

@@ -1,4 +1,4 @@
-"""Factories for the HTTP tests: users, logged-in clients, apps with custom settings, emails.
+"""HTTP helpers: users, signed-in sessions, error shapes, emails, rows.
 
 Everything goes through the real app and the real test database (no mocks): a helper that
 "creates a user" registers one over HTTP, a helper that "logs in" calls ``/auth/login``.
@@ -9,8 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,14 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import Executable
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
-from orgauth.app import create_app
 from orgauth.models import User
 from orgauth.security.passwords import hash_password_sync
 
@@ -84,7 +80,7 @@ def unverified_claims(access_token: str) -> dict[str, Any]:
 
 
 def error_code(response: httpx.Response) -> str:
-    """The orgauth error code of a response (asserting the SPEC error shape on the way)."""
+    """The orgauth error code of a response (asserting the error body's shape on the way)."""
     body = response.json()
     assert set(body) == {"detail"}, body
     assert set(body["detail"]) == {"code", "message"}, body
@@ -213,26 +209,6 @@ class UserFactory(Protocol):
     ) -> LoggedIn: ...
 
 
-@pytest.fixture
-def make_user(client: httpx.AsyncClient) -> UserFactory:
-    """Register a fresh user on the default app and log them in once."""
-
-    async def factory(
-        *,
-        email_address: str | None = None,
-        password: str = PASSWORD,
-        user_agent: str | None = None,
-        first_name: str | None = None,
-        last_name: str | None = None,
-    ) -> LoggedIn:
-        address = email_address or unique_email()
-        names = {k: v for k, v in (("first_name", first_name), ("last_name", last_name)) if v}
-        await register(client, address, password, **names)
-        return await sign_in(client, address, password, user_agent=user_agent)
-
-    return factory
-
-
 @dataclass
 class CustomApp:
     app: FastAPI
@@ -241,38 +217,6 @@ class CustomApp:
 
 
 ClientFactory = Callable[..., Awaitable[CustomApp]]
-
-
-@pytest.fixture
-async def make_app(
-    db: AsyncEngine, database_url: str, tmp_path: Path
-) -> AsyncIterator[ClientFactory]:
-    """Build an app with settings overrides (lifespan running) and a client for it.
-
-    ``await make_app(refresh_reuse_grace_seconds=30)`` -> CustomApp. Every app shares the
-    test database; each gets its own email directory.
-    """
-    async with AsyncExitStack() as stack:
-
-        async def factory(peer: str = PEER_IP, **overrides: Any) -> CustomApp:
-            email_dir = tmp_path / f"emails-{uuid.uuid4().hex[:8]}"
-            overrides.setdefault("email_file_dir", str(email_dir))
-            settings = make_settings(database_url, tmp_path, **overrides)
-            application = create_app(settings)
-            await stack.enter_async_context(application.router.lifespan_context(application))
-            transport = httpx.ASGITransport(app=application, client=(peer, 50000))
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://testserver")
-            )
-            return CustomApp(application, http, Path(overrides["email_file_dir"]))
-
-        yield factory
-
-
-@pytest.fixture
-def email_dir(tmp_path: Path) -> Path:
-    """Where the default app's file backend writes (see make_settings)."""
-    return tmp_path / "emails"
 
 
 def read_emails(directory: Path) -> list[EmailMessage]:

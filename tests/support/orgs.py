@@ -5,7 +5,6 @@ reused) and then signed in through the real ``/auth/login`` route, so every toke
 tests is a real one. Organizations are created over HTTP by their owner; extra members are
 inserted directly, which keeps the setup cheap without mocking anything.
 
-``tests/admin`` and ``tests/perf`` import :class:`Factory` and the helpers from here.
 """
 
 from __future__ import annotations
@@ -13,28 +12,20 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import make_settings  # the suite's settings factory (tests/conftest.py)
-from orgauth.app import create_app
 from orgauth.models import Membership, Organization, OrgRole, User, utcnow
 from orgauth.security.passwords import hash_password_sync
+from tests.support.http import API, PASSWORD, assert_error, bearer, unique_email
 
-API = "/api/v1"
 PEER = ("203.0.113.10", 50000)
-#: Strong for the password policy and unrelated to any test user's email or names.
-PASSWORD = "Quartz-lantern-Orbit-71"
 #: The cost the test settings use (make_settings: bcrypt_rounds=4), so logins never rehash.
 TEST_BCRYPT_ROUNDS = 4
 ORG_KEYS = {"id", "name", "slug", "description", "created_at", "updated_at", "member_count"}
@@ -56,23 +47,6 @@ USER_KEYS = {
 def password_hash() -> str:
     """The stored hash of :data:`PASSWORD`, computed once per process."""
     return hash_password_sync(PASSWORD, TEST_BCRYPT_ROUNDS)
-
-
-def unique_email(prefix: str = "user") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    """``response`` is the SPEC error ``{"detail": {"code", "message"}}`` with ``code``."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"detail"}, body
-    assert set(body["detail"]) == {"code", "message"}, body
-    assert body["detail"]["code"] == code, body
 
 
 def assert_validation_error(response: httpx.Response) -> None:
@@ -289,42 +263,6 @@ class Factory:
         return int(total or 0)
 
 
-@pytest.fixture
-def factory(db: AsyncEngine, client: httpx.AsyncClient) -> Factory:
-    """A :class:`Factory` on the default app (fresh database)."""
-    return Factory(db, client)
+ADMIN = f"{API}/admin"
 
-
-@pytest.fixture
-async def roled_org(factory: Factory) -> RoledOrg:
-    return await factory.roled_org()
-
-
-@dataclass
-class CustomApp:
-    app: FastAPI
-    client: httpx.AsyncClient
-
-
-AppFactory = Callable[..., Awaitable[CustomApp]]
-
-
-@pytest.fixture
-async def app_factory(
-    db: AsyncEngine, database_url: str, tmp_path: Path
-) -> AsyncIterator[AppFactory]:
-    """``await app_factory(allow_user_org_creation=False)``: an app with settings overrides,
-    lifespan running, on the shared test database, and a client for it."""
-    async with AsyncExitStack() as stack:
-
-        async def build(**overrides: Any) -> CustomApp:
-            settings = make_settings(database_url, tmp_path, **overrides)
-            application = create_app(settings)
-            await stack.enter_async_context(application.router.lifespan_context(application))
-            transport = httpx.ASGITransport(app=application, client=PEER)
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://testserver")
-            )
-            return CustomApp(application, http)
-
-        yield build
+__all__ = ["API", "PASSWORD", "assert_error", "bearer", "unique_email"]

@@ -1,8 +1,7 @@
-"""Helpers for the reliability tests: real ``orgauth serve`` processes, a private
-PostgreSQL cluster, a private Redis server and small HTTP helpers.
+"""Real ``orgauth serve`` processes for the tests, and the one way to start them and wait
+until they answer ``/health``.
 
-Everything listens on 127.0.0.1 only. The shared PostgreSQL (5432) and Redis (6379) are
-never stopped: the outage tests stop their own private instances.
+Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -10,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import pwd
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -32,14 +28,12 @@ from orgauth.settings import OrgAuthSettings
 
 API = "/api/v1"
 ORGAUTH_CLI = Path(sys.executable).with_name("orgauth")
-SECRET_KEY = "reliability-test-signing-key-0123456789abcdefghij"
+SECRET_KEY = "server-test-signing-key-0123456789abcdefghijklmn"
 #: Strong for the password policy, unrelated to any test user's email or names.
 PASSWORD = "Quartz-lantern-Orbit-71"
 #: The shared machine has two cores and other suites run at the same time: be generous.
 STARTUP_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 40.0
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-SHARED_REDIS_PORT = 6379
 
 _SETTING_NAMES = frozenset(name.upper() for name in OrgAuthSettings.model_fields)
 
@@ -90,9 +84,10 @@ async def wait_for(
     return None
 
 
-def server_environment(**settings: str | int | float) -> dict[str, str]:
+def server_environment(**settings: str | int | float | None) -> dict[str, str]:
     """The process environment for a server: this process's environment without any
-    orgauth setting, plus test defaults, plus ``settings`` (upper-cased names)."""
+    orgauth setting, plus test defaults, plus ``settings`` (upper-cased names; ``None``
+    leaves a default out, e.g. ``secret_key=None`` for a development key file)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -108,7 +103,11 @@ def server_environment(**settings: str | int | float) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    env.update({key.upper(): str(value) for key, value in settings.items()})
+    for key, value in settings.items():
+        if value is None:
+            env.pop(key.upper(), None)
+        else:
+            env[key.upper()] = str(value)
     return env
 
 
@@ -122,6 +121,10 @@ class Server:
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -202,15 +205,6 @@ def wait_until_healthy(server: Server, timeout: float = STARTUP_TIMEOUT_SECONDS)
     pytest.fail(f"server at {server.url} did not become healthy in {timeout} s:\n{server.log()}")
 
 
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tmp_path)
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
-
-
 # --- HTTP helpers --------------------------------------------------------------------------
 
 
@@ -248,183 +242,3 @@ async def login(
 
 async def me_status(client: httpx.AsyncClient, access_token: str) -> int:
     return (await client.get(f"{API}/users/me", headers=bearer(access_token))).status_code
-
-
-# --- a private PostgreSQL cluster ------------------------------------------------------------
-
-
-def _postgres_available() -> str | None:
-    """None when a private cluster can be created here, else the reason why not."""
-    if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
-        return f"PostgreSQL binaries not found in {PG_BIN}"
-    if os.geteuid() != 0:
-        return "creating a private PostgreSQL cluster needs root (to run as 'postgres')"
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return "the 'postgres' OS user does not exist"
-    return None
-
-
-@dataclass
-class PrivatePostgres:
-    """A throw-away PostgreSQL cluster in its own directory, on its own port, run as the
-    ``postgres`` OS user; only this test ever stops it."""
-
-    directory: Path
-    port: int
-    database: str = "orgauth"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
-
-    def _run(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        completed = subprocess.run(
-            ["runuser", "-u", "postgres", "--", *command],
-            cwd=self.directory,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(command)} failed ({completed.returncode}):\n"
-                f"{completed.stdout}\n{completed.stderr}\n{self.log()}"
-            )
-        return completed
-
-    def log(self) -> str:
-        path = self.directory / "postgres.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def init(self) -> None:
-        data = self.directory / "data"
-        self._run(
-            str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"
-        )
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c max_connections=100"
-        )
-        self._run(
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(self.directory / "data"),
-            "-l",
-            str(self.directory / "postgres.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", mode, "-w", "stop"
-        )
-
-    def create_database(self) -> None:
-        self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), self.database)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A started private cluster with an empty database; stopped and removed afterwards."""
-    reason = _postgres_available()
-    if reason:
-        pytest.skip(reason)
-    # Not under pytest's tmp_path: its parents are private to root and postgres must
-    # reach the data directory and socket.
-    directory = Path(tempfile.mkdtemp(prefix="orgauth-pg-", dir="/tmp"))
-    account = pwd.getpwnam("postgres")
-    os.chown(directory, account.pw_uid, account.pw_gid)
-    cluster = PrivatePostgres(directory, free_port())
-    try:
-        cluster.init()
-        cluster.start()
-        cluster.create_database()
-        yield cluster
-    finally:
-        try:
-            if (directory / "data" / "postmaster.pid").exists():
-                cluster.stop("immediate")
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-# --- a private Redis --------------------------------------------------------------------------
-
-
-@dataclass
-class PrivateRedis:
-    """``redis-server`` on its own port, no persistence; killed and restarted at will."""
-
-    port: int
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 20.0) -> None:
-        redis_server = shutil.which("redis-server")
-        assert redis_server is not None
-        with self.log_path.open("ab") as output:
-            self.process = subprocess.Popen(
-                [
-                    redis_server,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while not port_open(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL: the crash of the storage, not a polite shutdown."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def client(self) -> Any:
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, db=0, socket_timeout=2)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    pytest.importorskip("redis")
-    server = PrivateRedis(free_port(), tmp_path / "redis.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-def shared_redis_available() -> bool:
-    return port_open(SHARED_REDIS_PORT)
