@@ -445,3 +445,37 @@ async def test_email_change_by_an_admin_kills_outstanding_reset_links(
 
     assert_error(await confirm_reset(custom.client, token), 400, "INVALID_RESET_TOKEN")
     assert (await login(custom.client, old_address)).status_code == 401
+
+
+async def test_no_token_is_stored_for_an_address_the_account_no_longer_has(
+    app: Any, make_user: UserFactory, db: AsyncEngine
+) -> None:
+    """The reset request's last check, under the row lock: between the lookup and the token
+    the account's address changed (or it was deactivated), so nothing is issued."""
+    from orgauth.services.auth import _issue_reset_token
+
+    user = await make_user()
+    auth = app.state.orgauth
+    async with auth.sessionmaker() as session:
+        token = await _issue_reset_token(
+            session, auth.context, user_id=user.user_id, email="someone-else@example.com"
+        )
+    assert token is None
+    assert await fetch(db, select(PasswordResetToken)) == []
+
+
+async def test_a_failing_email_backend_is_logged_without_the_token(
+    make_app: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    custom = await make_app(email_backend="smtp", smtp_host="127.0.0.1", smtp_port=1)
+    await register(custom.client, (address := unique_email("unmailable")))
+
+    with caplog.at_level(logging.ERROR, logger="orgauth.email"):
+        response = await request_reset(custom.client, address)
+
+    assert response.status_code == 202
+    failures = [r for r in caplog.records if r.getMessage() == "password reset email failed"]
+    assert len(failures) == 1
+    tokens = await fetch(custom.app.state.orgauth.engine, select(PasswordResetToken))
+    assert len(tokens) == 1
+    assert "oa_pr_" not in caplog.text

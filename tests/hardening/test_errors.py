@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.app import create_app
+from orgauth.models import utcnow
 from tests.support.fixtures import AppClient
 from tests.support.settings import make_settings
 
@@ -86,3 +88,37 @@ async def test_failure_in_teardown_after_a_complete_response_is_logged_not_raise
     assert response.status_code == 200
     assert response.json() == {"value": "ok"}
     assert any("connection stuck" in (r.exc_text or "") for r in caplog.records)
+
+
+async def test_a_database_error_that_is_not_an_outage_is_a_generic_500(
+    db: AsyncEngine, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A constraint violation that reaches the handlers (say, from a host route) is a bug to
+    log, answered with the generic 500: not a 503 telling clients to retry."""
+    from sqlalchemy import text
+
+    app = create_app(make_settings(database_url, tmp_path))
+    auth = app.state.orgauth
+
+    @app.post("/duplicate")
+    async def duplicate() -> None:
+        async with auth.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO organizations (id, name, slug, created_at, updated_at) "
+                    "VALUES (:id, 'A', 'same-slug', :now, :now)"
+                ),
+                [{"id": uuid.uuid4(), "now": utcnow()} for _ in range(2)],
+            )
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            with caplog.at_level(logging.ERROR, logger="orgauth.errors"):
+                response = await client.post("/duplicate")
+
+    assert response.status_code == 500
+    assert response.json()["detail"]["code"] == "INTERNAL_ERROR"
+    assert "same-slug" not in response.text
+    assert "retry-after" not in response.headers
+    assert any(r.getMessage() == "unhandled error" for r in caplog.records)
