@@ -4,6 +4,7 @@ One place for them, so the pure modules (``security/``, ``validation``) need not
 database models.
 """
 
+PASSWORD_MAX_LENGTH = 128  # characters, after normalisation
 EMAIL_MAX_LENGTH = 320
 NAME_MAX_LENGTH = 100
 ORG_NAME_MAX_LENGTH = 100

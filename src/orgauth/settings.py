@@ -21,11 +21,12 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orgauth.lengths import PASSWORD_MAX_LENGTH
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./orgauth.db"
 SECRET_KEY_FILE_NAME = ".orgauth-secret-key"
 MIN_SECRET_KEY_LENGTH = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 12
-MAX_PASSWORD_LENGTH = 128
 
 # Values that look like they were copied from documentation rather than generated.
 PLACEHOLDER_SECRET_MARKERS = ("change", "secret-key", "your-", "example")
@@ -136,7 +137,7 @@ class OrgAuthSettings(BaseSettings):
     jwt_audience: str = Field(default="orgauth", min_length=1, max_length=255)
 
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
-    password_min_length: int = Field(default=12, ge=8, le=MAX_PASSWORD_LENGTH)
+    password_min_length: int = Field(default=12, ge=8, le=PASSWORD_MAX_LENGTH)
 
     api_prefix: str = "/api/v1"
     backend_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orgauth.lengths import PASSWORD_MAX_LENGTH
 from orgauth.security import passwords
 from orgauth.security.passwords import (
     HASH_PREFIX,
-    MAX_PASSWORD_LENGTH,
     MIN_GUESSES,
     PasswordHasher,
     PasswordIdentity,
@@ -68,7 +68,7 @@ def test_length_counts_characters_not_bytes() -> None:
 
 
 def test_passwords_over_128_characters_are_refused() -> None:
-    too_long = ("quartz ladder fjord plum " * 6)[: MAX_PASSWORD_LENGTH + 1]
+    too_long = ("quartz ladder fjord plum " * 6)[: PASSWORD_MAX_LENGTH + 1]
     with pytest.raises(WeakPasswordError, match="at most 128"):
         check_password_policy(too_long, min_length=12)
 
@@ -180,7 +180,7 @@ def test_lone_surrogates_are_refused(password: str) -> None:
     assert verify_password_sync(password, hash_password_sync(STRONG, FAST)) is False
 
 
-@pytest.mark.parametrize("length", [73, 100, MAX_PASSWORD_LENGTH])
+@pytest.mark.parametrize("length", [73, 100, PASSWORD_MAX_LENGTH])
 def test_long_passphrases_up_to_128_characters_are_checked(length: int) -> None:
     passphrase = ("velvet quartz ladder fjord plum orbit " * 4)[: length - 1] + "x"
     assert len(passphrase) == length
@@ -439,7 +439,7 @@ _hostile_text = st.text(
         st.characters(exclude_categories=()),
         st.sampled_from(["\x00", "\ud800", "\udfff", "\ufdfa", "é", "🔐", "\u0301"]),
     ),
-    max_size=MAX_PASSWORD_LENGTH,
+    max_size=PASSWORD_MAX_LENGTH,
 )
 _property_settings = settings(
     max_examples=50,
@@ -492,8 +492,8 @@ def _normalizes_within(text: str, limit: int) -> bool:
 # Up to twice the maximum length, so over-long input is exercised too.
 @_property_settings
 @given(
-    password=_hostile_text.map(lambda text: text[: 2 * MAX_PASSWORD_LENGTH]).filter(
-        lambda text: _normalizes_within(text, 2 * MAX_PASSWORD_LENGTH)
+    password=_hostile_text.map(lambda text: text[: 2 * PASSWORD_MAX_LENGTH]).filter(
+        lambda text: _normalizes_within(text, 2 * PASSWORD_MAX_LENGTH)
     ),
     email=st.emails(),
 )
@@ -505,4 +505,4 @@ def test_policy_refuses_only_with_weak_password_error(password: str, email: str)
     except WeakPasswordError:
         return
     assert result == unicodedata.normalize("NFKC", password)
-    assert 8 <= len(result) <= MAX_PASSWORD_LENGTH
+    assert 8 <= len(result) <= PASSWORD_MAX_LENGTH

@@ -24,7 +24,8 @@ from typing import Any
 
 import bcrypt
 
-MAX_PASSWORD_LENGTH = 128
+from orgauth.lengths import PASSWORD_MAX_LENGTH
+
 # Inputs are cut off long before NFKC can blow them up (one character may become 18).
 MAX_PASSWORD_INPUT_LENGTH = 1024
 # Not common: zxcvbn must estimate at least the guesses of its score 3 ("safely unguessable"
@@ -73,7 +74,7 @@ class PasswordIdentity:
 def normalize_password(password: str) -> str:
     """NFKC-normalise; refuse NUL bytes, unencodable text (lone surrogates), huge input."""
     if len(password) > MAX_PASSWORD_INPUT_LENGTH:
-        raise WeakPasswordError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+        raise WeakPasswordError(f"Password must be at most {PASSWORD_MAX_LENGTH} characters long.")
     if "\x00" in password:
         raise WeakPasswordError("Password must not contain NUL characters.")
     try:
@@ -94,8 +95,8 @@ def check_password_policy(
     normalized = normalize_password(password)
     if len(normalized) < min_length:
         raise WeakPasswordError(f"Password must be at least {min_length} characters long.")
-    if len(normalized) > MAX_PASSWORD_LENGTH:
-        raise WeakPasswordError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+    if len(normalized) > PASSWORD_MAX_LENGTH:
+        raise WeakPasswordError(f"Password must be at most {PASSWORD_MAX_LENGTH} characters long.")
 
     parts = identity.parts() if identity else []
     if _zxcvbn(normalized, parts)["guesses"] < MIN_GUESSES:
@@ -118,7 +119,7 @@ def _zxcvbn(password: str, user_inputs: list[str]) -> dict[str, Any]:
 
     with _ZXCVBN_LOCK:
         result: dict[str, Any] = zxcvbn(
-            password, user_inputs=user_inputs, max_length=MAX_PASSWORD_LENGTH
+            password, user_inputs=user_inputs, max_length=PASSWORD_MAX_LENGTH
         )
     return result
 
