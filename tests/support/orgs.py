@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import Membership, Organization, OrgRole, User, utcnow
 from orgauth.security.passwords import hash_password_sync
-from tests.support.http import API, PASSWORD, assert_error, bearer, unique_email
+from tests.support.http import API, PASSWORD, USER_KEYS, assert_error, bearer, unique_email
 
 PEER = ("203.0.113.10", 50000)
 #: The cost the test settings use (make_settings: bcrypt_rounds=4), so logins never rehash.
@@ -31,16 +31,6 @@ TEST_BCRYPT_ROUNDS = 4
 ORG_KEYS = {"id", "name", "slug", "description", "created_at", "updated_at", "member_count"}
 MEMBER_KEYS = {"user_id", "email", "first_name", "last_name", "role", "joined_at"}
 PAGINATION_KEYS = {"total", "page", "page_size", "total_pages", "has_next", "has_prev"}
-USER_KEYS = {
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "is_active",
-    "is_superuser",
-    "created_at",
-    "updated_at",
-}
 
 
 @functools.cache
@@ -265,4 +255,4 @@ class Factory:
 
 ADMIN = f"{API}/admin"
 
-__all__ = ["API", "PASSWORD", "assert_error", "bearer", "unique_email"]
+__all__ = ["API", "PASSWORD", "USER_KEYS", "assert_error", "bearer", "unique_email"]

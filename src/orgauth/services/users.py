@@ -57,21 +57,16 @@ async def create_first_superuser(
     existing = await get_user_by_email(session, normalized)
     if existing is not None:
         return FirstSuperuserResult(user=existing, created=False)
-    clean = check_password_policy(
-        password, min_length=min_password_length, identity=PasswordIdentity(normalized)
+    user, created = await _create_superuser(
+        session,
+        hasher=hasher,
+        email=normalized,
+        password=password,
+        min_password_length=min_password_length,
     )
-    user = User(email=normalized, hashed_password=await hasher.hash(clean), is_superuser=True)
-    session.add(user)
-    try:
-        await session.commit()
-    except IntegrityError:  # another process created it first
-        await session.rollback()
-        raced = await get_user_by_email(session, normalized)
-        if raced is None:
-            raise
-        return FirstSuperuserResult(user=raced, created=False)
-    await hooks.after_register(user)
-    return FirstSuperuserResult(user=user, created=True)
+    if created:
+        await hooks.after_register(user)
+    return FirstSuperuserResult(user=user, created=created)
 
 
 async def ensure_superuser(
@@ -96,13 +91,39 @@ async def ensure_superuser(
         return await _promote(session, existing)
     if password is None:
         raise ValueError("a password is required to create a new superuser")
+    user, created = await _create_superuser(
+        session,
+        hasher=hasher,
+        email=normalized,
+        password=password,
+        min_password_length=min_password_length,
+        first_name=first_name,
+        last_name=last_name,
+    )
+    if not created:
+        return await _promote(session, user)
+    return SuperuserResult(user=user, created=True, promoted=False)
+
+
+async def _create_superuser(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    email: str,
+    password: str,
+    min_password_length: int,
+    first_name: str | None = None,
+    last_name: str | None = None,
+) -> tuple[User, bool]:
+    """Insert a superuser with this (normalised) email; ``(user, True)``, or the account
+    another process created at the same moment and ``False``."""
     clean = check_password_policy(
         password,
         min_length=min_password_length,
-        identity=PasswordIdentity(normalized, first_name, last_name),
+        identity=PasswordIdentity(email, first_name, last_name),
     )
     user = User(
-        email=normalized,
+        email=email,
         hashed_password=await hasher.hash(clean),
         first_name=first_name,
         last_name=last_name,
@@ -113,11 +134,11 @@ async def ensure_superuser(
         await session.commit()
     except IntegrityError:  # another process created it first
         await session.rollback()
-        raced = await get_user_by_email(session, normalized)
+        raced = await get_user_by_email(session, email)
         if raced is None:
             raise
-        return await _promote(session, raced)
-    return SuperuserResult(user=user, created=True, promoted=False)
+        return raced, False
+    return user, True
 
 
 async def _promote(session: AsyncSession, user: User) -> SuperuserResult:
