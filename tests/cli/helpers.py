@@ -20,6 +20,7 @@ from orgauth import migrate
 from orgauth.cli import app
 from orgauth.db import create_engine, create_sessionmaker
 from orgauth.settings import OrgAuthSettings
+from tests.support.settings import TABLES_IN_DELETE_ORDER
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -31,14 +32,6 @@ STRONG_PASSWORD = "Tangerine-Orbit-Quartz-42"
 PRODUCTION_SECRET = "k7Qp2Vx9Lm4Rt8Wz1Hb6Nd3Fs5Gj0Ay-Uc_EiTo"
 #: Nothing listens there: connections are refused at once.
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/x"
-TABLES_IN_DELETE_ORDER = (
-    "refresh_tokens",
-    "password_reset_tokens",
-    "organization_members",
-    "user_sessions",
-    "organizations",
-    "users",
-)
 
 
 async def _on(url: str, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Row[Any]]:
