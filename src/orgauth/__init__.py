@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         current_superuser,
         current_user,
         optional_user,
+        require_org_permission,
         require_org_role,
     )
     from orgauth.email import EmailMessage, EmailSender
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from orgauth.models import (
         Membership,
         Organization,
+        OrganizationRole,
         OrgRole,
         PasswordResetToken,
         RefreshToken,
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
         UserSession,
     )
     from orgauth.services.auth import ResetDelivery
+    from orgauth.services.organizations import OrgAccess
+    from orgauth.services.permissions import BUILT_IN_PERMISSIONS, OrgPermission
     from orgauth.settings import OrgAuthSettings, SettingsError
 
 _EXPORTS = {
@@ -40,6 +44,7 @@ _EXPORTS = {
     "optional_user": "orgauth.dependencies",
     "current_superuser": "orgauth.dependencies",
     "require_org_role": "orgauth.dependencies",
+    "require_org_permission": "orgauth.dependencies",
     "EmailMessage": "orgauth.email",
     "EmailSender": "orgauth.email",
     "Hooks": "orgauth.hooks",
@@ -47,25 +52,33 @@ _EXPORTS = {
     "OrgAuth": "orgauth.extension",
     "Membership": "orgauth.models",
     "Organization": "orgauth.models",
+    "OrganizationRole": "orgauth.models",
     "OrgRole": "orgauth.models",
     "PasswordResetToken": "orgauth.models",
     "RefreshToken": "orgauth.models",
     "User": "orgauth.models",
     "UserSession": "orgauth.models",
     "ResetDelivery": "orgauth.services.auth",
+    "OrgAccess": "orgauth.services.organizations",
+    "BUILT_IN_PERMISSIONS": "orgauth.services.permissions",
+    "OrgPermission": "orgauth.services.permissions",
     "OrgAuthSettings": "orgauth.settings",
     "SettingsError": "orgauth.settings",
 }
 
 __all__ = [
+    "BUILT_IN_PERMISSIONS",
     "EmailMessage",
     "EmailSender",
     "Hooks",
     "Membership",
+    "OrgAccess",
     "OrgAuth",
     "OrgAuthSettings",
+    "OrgPermission",
     "OrgRole",
     "Organization",
+    "OrganizationRole",
     "PasswordResetToken",
     "RefreshToken",
     "ResetDelivery",
@@ -78,6 +91,7 @@ __all__ = [
     "current_user",
     "exclude_orgauth_tables",
     "optional_user",
+    "require_org_permission",
     "require_org_role",
 ]
 

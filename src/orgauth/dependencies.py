@@ -16,7 +16,8 @@ from fastapi.security import OAuth2PasswordBearer
 
 from orgauth.models import Membership, OrgRole, User
 from orgauth.services import organizations as org_service
-from orgauth.services.permissions import require_superuser
+from orgauth.services.organizations import Actor, OrgAccess
+from orgauth.services.permissions import is_permission_key, require_superuser
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -57,8 +58,9 @@ async def current_superuser(user: Annotated[User, Depends(current_user)]) -> Use
 
 
 def require_org_role(role: OrgRole | str) -> Callable[..., Awaitable[Membership]]:
-    """Dependency for routes with ``{org_id}``: the caller's membership with at least
-    ``role`` (superusers pass as owners; non-members 404; too low 403)."""
+    """Dependency for routes with ``{org_id}``: the caller's membership when they hold
+    every permission of the built-in ``role`` (superusers pass as owners; non-members 404;
+    too little 403)."""
     required = OrgRole(role)
 
     async def require_role(
@@ -66,7 +68,36 @@ def require_org_role(role: OrgRole | str) -> Callable[..., Awaitable[Membership]
     ) -> Membership:
         auth = get_orgauth(request)
         async with auth.sessionmaker() as db:
-            return await org_service.require_membership(db, org_id=org_id, user=user, role=required)
+            actor = Actor.of(user, auth.catalog)
+            return await org_service.require_membership(db, actor, org_id, required)
 
     require_role.__name__ = f"require_org_role_{required.value}"
     return require_role
+
+
+def require_org_permission(permission: str) -> Callable[..., Awaitable[OrgAccess]]:
+    """Dependency for routes with ``{org_id}``: the caller's :class:`OrgAccess` when they
+    hold ``permission`` there (non-members 404; without it 403).
+
+    A malformed key raises ``ValueError`` here; a well-formed key the installed OrgAuth
+    does not declare raises it on the first request (``auth.require_org_permission``
+    checks the catalog at once).
+    """
+    if not is_permission_key(permission):
+        raise ValueError(f"{permission!r} is not a permission key (resource:action)")
+
+    async def require_permission(
+        org_id: uuid.UUID, request: Request, user: Annotated[User, Depends(current_user)]
+    ) -> OrgAccess:
+        auth = get_orgauth(request)
+        if permission not in auth.catalog:
+            raise ValueError(
+                f"{permission!r} is not an organization permission of this app; declare it "
+                "with OrgAuth(settings, permissions=[...]) or ORG_PERMISSIONS"
+            )
+        async with auth.sessionmaker() as db:
+            actor = Actor.of(user, auth.catalog)
+            return await org_service.require_access(db, actor, user, org_id, permission)
+
+    require_permission.__name__ = f"require_org_permission_{permission.replace(':', '_')}"
+    return require_permission

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -31,6 +31,8 @@ from orgauth.security.passwords import PasswordHasher, WeakPasswordError
 from orgauth.security.ratelimit import AccountLimits, RateLimiter
 from orgauth.security.tokens import AccessTokenCodec
 from orgauth.services.context import AuthContext
+from orgauth.services.organizations import OrgAccess
+from orgauth.services.permissions import OrgPermission, PermissionCatalog
 from orgauth.settings import OrgAuthSettings, load_settings
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class OrgAuth:
         email_sender: EmailSender | None = None,
         session_dependency: Callable[..., AsyncIterator[AsyncSession]] | None = None,
         prune_interval_seconds: float | None = None,
+        permissions: Iterable[str | OrgPermission] = (),
     ) -> None:
         """Configure orgauth.
 
@@ -95,6 +98,9 @@ class OrgAuth:
         ``async send(EmailMessage)``, instead of the configured backend.
         ``prune_interval_seconds``: how often expired sessions are deleted (default:
         ``SESSION_PRUNE_INTERVAL_SECONDS``; 0 turns periodic pruning off).
+        ``permissions``: the host's organization permissions (keys or
+        :class:`OrgPermission`), merged with ``ORG_PERMISSIONS``; a malformed key, a
+        duplicate or a built-in raises ``ValueError`` (docs/EMBEDDING.md).
         """
         self.settings = settings if settings is not None else load_settings()
         self._engine = engine
@@ -109,6 +115,7 @@ class OrgAuth:
         )
         self._prune_task: asyncio.Task[None] | None = None
         self._statements: Statements | None = None
+        self.catalog = PermissionCatalog([*self.settings.org_permissions, *permissions])
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
         self.hooks = Hooks()
         self.rate_limiter = RateLimiter(self.settings)
@@ -418,6 +425,13 @@ class OrgAuth:
         membership when their role is at least ``role`` (superusers pass as owners);
         404 for non-members and unknown organizations, 403 ``INSUFFICIENT_ROLE`` below."""
         return self.dependencies.require_org_role(role)
+
+    def require_org_permission(self, permission: str) -> Callable[..., Awaitable[OrgAccess]]:
+        """Dependency for routes with an ``{org_id}`` path parameter: the caller's
+        :class:`OrgAccess` when they hold ``permission`` in that organization; 404 for
+        strangers, 403 ``INSUFFICIENT_ROLE`` without it. A key missing from the catalog
+        raises ``ValueError`` here (docs/EMBEDDING.md)."""
+        return self.dependencies.require_org_permission(permission)
 
     def __repr__(self) -> str:
         database = "sqlite" if self.settings.is_sqlite else "postgresql"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orgauth.models import OrgRole, User
+from orgauth.models import User
 
 if TYPE_CHECKING:
     from orgauth.services.auth import ResetDelivery
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orgauth.hooks")
 
 UserHook = Callable[[User], Awaitable[None]]
-MemberHook = Callable[[uuid.UUID, uuid.UUID, OrgRole | None], Awaitable[None]]
+#: (organization id, user id, role key — ``owner``/``admin``/``member`` or a custom role;
+#: None on removal)
+MemberHook = Callable[[uuid.UUID, uuid.UUID, str | None], Awaitable[None]]
 ResetHook = Callable[["ResetDelivery"], Awaitable[None]]
 
 
@@ -54,7 +56,7 @@ class Hooks:
         await self._run("after_password_change", self.on_password_change, user)
 
     async def after_member_added(
-        self, organization_id: uuid.UUID, user_id: uuid.UUID, role: OrgRole
+        self, organization_id: uuid.UUID, user_id: uuid.UUID, role: str
     ) -> None:
         await self._run("after_member_added", self.on_member_added, organization_id, user_id, role)
 

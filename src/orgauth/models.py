@@ -8,14 +8,13 @@ constraint and index an explicit name (needed for SQLite batch migrations).
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     Boolean,
-    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -39,11 +38,14 @@ from orgauth.lengths import (
     OS_MAX_LENGTH,
     PASSWORD_HASH_MAX_LENGTH,
     REASON_MAX_LENGTH,
+    ROLE_DESCRIPTION_MAX_LENGTH,
     ROLE_MAX_LENGTH,
+    ROLE_NAME_MAX_LENGTH,
     SLUG_MAX_LENGTH,
     TOKEN_HASH_LENGTH,
     USER_AGENT_MAX_LENGTH,
 )
+from orgauth.roles import OrgRole as OrgRole  # re-exported: orgauth.models.OrgRole
 
 
 def utcnow() -> datetime:
@@ -74,18 +76,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
-
-
-class OrgRole(enum.StrEnum):
-    """Roles inside an organization, from most to least privileged."""
-
-    OWNER = "owner"
-    ADMIN = "admin"
-    MEMBER = "member"
-
-    @property
-    def rank(self) -> int:
-        return {OrgRole.OWNER: 3, OrgRole.ADMIN: 2, OrgRole.MEMBER: 1}[self]
 
 
 def _uuid_fk(target: str, *, name: str, primary_key: bool = False) -> Column[uuid.UUID]:
@@ -190,13 +180,14 @@ class Organization(SQLModel, table=True):
 
 
 class Membership(SQLModel, table=True):
-    """A user's role in an organization; one row per (organization, user) pair."""
+    """A user's role in an organization; one row per (organization, user) pair.
+
+    ``role`` is a role key: ``owner``, ``admin``, ``member`` (built in, defined in code) or
+    the key of one of the organization's :class:`OrganizationRole` rows.
+    """
 
     __tablename__: ClassVar[str] = "organization_members"
     __table_args__ = (
-        CheckConstraint(
-            "role IN ('owner', 'admin', 'member')", name="ck_organization_members_role"
-        ),
         Index("ix_organization_members_user_id", "user_id"),
         Index("ix_organization_members_organization_id_role", "organization_id", "role"),
         # Member pages in join order: read in index order and stop after one page.
@@ -218,6 +209,28 @@ class Membership(SQLModel, table=True):
     )
     role: str = Field(sa_column=Column(String(ROLE_MAX_LENGTH), nullable=False))
     joined_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class OrganizationRole(SQLModel, table=True):
+    """A custom role of one organization: a key and the permissions it grants."""
+
+    __tablename__: ClassVar[str] = "organization_roles"
+    __table_args__ = (
+        Index("ix_organization_roles_organization_id_key", "organization_id", "key", unique=True),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("organizations.id", name="fk_organization_roles_organization_id")
+    )
+    key: str = Field(sa_column=Column(String(ROLE_MAX_LENGTH), nullable=False))
+    name: str = Field(sa_column=Column(String(ROLE_NAME_MAX_LENGTH), nullable=False))
+    description: str | None = Field(
+        default=None, sa_column=Column(String(ROLE_DESCRIPTION_MAX_LENGTH))
+    )
+    permissions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class PasswordResetToken(SQLModel, table=True):
@@ -245,6 +258,7 @@ ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     RefreshToken,
     Organization,
     Membership,
+    OrganizationRole,
     PasswordResetToken,
 )
 ORGAUTH_TABLES: frozenset[str] = frozenset(

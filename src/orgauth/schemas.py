@@ -18,9 +18,14 @@ from orgauth.lengths import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
     ORG_NAME_MAX_LENGTH,
+    PERMISSION_MAX_LENGTH,
+    ROLE_DESCRIPTION_MAX_LENGTH,
+    ROLE_MAX_LENGTH,
+    ROLE_NAME_MAX_LENGTH,
     SLUG_MAX_LENGTH,
 )
-from orgauth.models import OrgRole
+from orgauth.roles import OrgRole
+from orgauth.services.permissions import ROLE_KEY_PATTERN
 from orgauth.validation import normalize_email
 
 # Passwords are bounded here only to keep hostile bodies cheap; the policy (8..128
@@ -286,8 +291,14 @@ class OrganizationRead(BaseModel):
     member_count: int
 
 
+#: A role key in a body or query: built in or one of the organization's custom roles (an
+#: unknown key answers 422 ``UNKNOWN_ROLE``).
+RoleRef = Annotated[str, Field(min_length=1, max_length=ROLE_MAX_LENGTH)]
+
+
 class MyOrganizationRead(OrganizationRead):
-    role: OrgRole
+    role: str
+    permissions: list[str] = Field(description="Your effective permissions, sorted.")
 
 
 class MemberRead(BaseModel):
@@ -295,14 +306,15 @@ class MemberRead(BaseModel):
     email: str
     first_name: str | None
     last_name: str | None
-    role: OrgRole
+    role: str
+    permissions: list[str] = Field(description="The role's effective permissions, sorted.")
     joined_at: datetime
 
 
 class MemberAdd(RequestModel):
     email: LoginEmail | None = None
     user_id: uuid.UUID | None = None
-    role: OrgRole = OrgRole.MEMBER
+    role: RoleRef = OrgRole.MEMBER
 
     @model_validator(mode="after")
     def _exactly_one_identifier(self) -> MemberAdd:
@@ -312,7 +324,63 @@ class MemberAdd(RequestModel):
 
 
 class MemberRoleUpdate(RequestModel):
-    role: OrgRole
+    role: RoleRef
+
+
+# --- roles and permissions ---------------------------------------------------------
+
+RoleKey = Annotated[str, Field(max_length=ROLE_MAX_LENGTH, pattern=ROLE_KEY_PATTERN)]
+
+
+def _role_name(value: str) -> str:
+    cleaned = _clean_name(value)
+    if not cleaned:
+        raise ValueError("must not be empty")
+    return cleaned
+
+
+RoleName = Annotated[
+    str, Field(min_length=1, max_length=ROLE_NAME_MAX_LENGTH), AfterValidator(_role_name)
+]
+RoleDescription = Annotated[
+    str | None, Field(max_length=ROLE_DESCRIPTION_MAX_LENGTH), AfterValidator(_clean_text)
+]
+PermissionKeys = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=PERMISSION_MAX_LENGTH)]],
+    Field(max_length=100),
+]
+
+
+class RoleCreate(RequestModel):
+    key: RoleKey
+    name: RoleName
+    description: RoleDescription = None
+    permissions: PermissionKeys
+
+
+class RoleUpdate(PatchModel):
+    NOT_NULL = ("name", "permissions")
+
+    name: RoleName | None = None
+    description: RoleDescription = None
+    permissions: PermissionKeys | None = None
+
+
+class RoleRead(BaseModel):
+    key: str
+    name: str
+    description: str | None
+    permissions: list[str]
+    built_in: bool
+    member_count: int
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class PermissionRead(BaseModel):
+    key: str
+    description: str
+    built_in: bool
 
 
 # --- admin -------------------------------------------------------------------------

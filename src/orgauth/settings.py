@@ -22,6 +22,14 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orgauth.lengths import PASSWORD_MAX_LENGTH
+from orgauth.services.permissions import (
+    SETTING as ORG_PERMISSIONS_SETTING,
+)
+from orgauth.services.permissions import (
+    OrgPermission,
+    PermissionCatalog,
+    parse_permission_setting,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./orgauth.db"
 SECRET_KEY_FILE_NAME = ".orgauth-secret-key"
@@ -155,6 +163,7 @@ class OrgAuthSettings(BaseSettings):
 
     allow_registration: bool = True
     allow_user_org_creation: bool = True
+    org_permissions: Annotated[tuple[OrgPermission, ...], NoDecode] = ()
     first_superuser_email: str | None = None
     first_superuser_password: SecretStr | None = None
 
@@ -214,6 +223,16 @@ class OrgAuthSettings(BaseSettings):
                 raise ValueError(f"'{origin}' must be an origin without a path")
             cleaned.append(origin)
         return cleaned
+
+    @field_validator("org_permissions", mode="before")
+    @classmethod
+    def _parse_permissions(cls, value: Any) -> Any:
+        try:
+            permissions = parse_permission_setting(value)
+            PermissionCatalog(permissions)  # duplicates and clashes with built-ins
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix(f"{ORG_PERMISSIONS_SETTING}: ")) from None
+        return tuple(permissions)
 
     @field_validator("forwarded_allow_ips", mode="before")
     @classmethod

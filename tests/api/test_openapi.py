@@ -34,6 +34,11 @@ EXPECTED = {
         "organizations_change_member_role"
     ),
     ("delete", "/api/v1/organizations/{org_id}/members/{user_id}"): "organizations_remove_member",
+    ("get", "/api/v1/organizations/{org_id}/roles"): "organizations_list_roles",
+    ("post", "/api/v1/organizations/{org_id}/roles"): "organizations_create_role",
+    ("patch", "/api/v1/organizations/{org_id}/roles/{role_key}"): "organizations_update_role",
+    ("delete", "/api/v1/organizations/{org_id}/roles/{role_key}"): "organizations_delete_role",
+    ("get", "/api/v1/organizations/{org_id}/permissions"): "organizations_list_permissions",
     ("get", "/api/v1/admin/users"): "admin_list_users",
     ("post", "/api/v1/admin/users"): "admin_create_user",
     ("post", "/api/v1/admin/users/bulk-action"): "admin_bulk_action",

@@ -138,8 +138,10 @@ def test_host_code_type_checks_under_mypy_strict(tmp_path: Path) -> None:
     host.write_text(
         "from typing import Annotated\n\n"
         "from fastapi import Depends, FastAPI\n\n"
-        "from orgauth import Membership, OrgAuth, OrgAuthSettings, User\n\n"
-        'auth = OrgAuth(OrgAuthSettings(database_url="sqlite:///app.db", secret_key="k" * 40))\n'
+        "from orgauth import Membership, OrgAccess, OrgAuth, OrgAuthSettings, OrgPermission\n"
+        "from orgauth import User\n\n"
+        'settings = OrgAuthSettings(database_url="sqlite:///app.db", secret_key="k" * 40)\n'
+        'auth = OrgAuth(settings, permissions=[OrgPermission("billing:manage"), "reports:read"])\n'
         "app = FastAPI(lifespan=auth.lifespan)\n"
         "auth.install(app)\n\n\n"
         '@app.get("/projects")\n'
@@ -149,7 +151,14 @@ def test_host_code_type_checks_under_mypy_strict(tmp_path: Path) -> None:
         "async def cancel(\n"
         '    membership: Annotated[Membership, Depends(auth.require_org_role("admin"))],\n'
         ") -> str:\n"
-        "    return str(membership.role)\n"
+        "    return str(membership.role)\n\n\n"
+        '@app.get("/orgs/{org_id}/invoices")\n'
+        "async def invoices(\n"
+        "    access: Annotated[\n"
+        '        OrgAccess, Depends(auth.require_org_permission("billing:manage"))\n'
+        "    ],\n"
+        ") -> list[str]:\n"
+        "    return sorted(access.permissions)\n"
     )
     config = tmp_path / "mypy.ini"
     config.write_text("[mypy]\nstrict = true\nplugins = pydantic.mypy\n")

@@ -107,7 +107,11 @@ async def test_unknown_role_filter_is_422(client: httpx.AsyncClient, roled_org: 
     response = await client.get(
         f"{roled_org.url}/members", params={"role": "superuser"}, headers=roled_org.owner.headers
     )
-    assert_validation_error(response)
+    assert_error(response, 422, "UNKNOWN_ROLE")
+    too_long = await client.get(
+        f"{roled_org.url}/members", params={"role": "r" * 33}, headers=roled_org.owner.headers
+    )
+    assert_validation_error(too_long)
 
 
 @pytest.fixture
@@ -294,7 +298,7 @@ async def test_admin_granting_owner_on_add_is_403(
         {"role": "member"},
         {"email": "x@example.com", "user_id": "00000000-0000-4000-8000-000000000000"},
         {"user_id": "not-a-uuid"},
-        {"user_id": "00000000-0000-4000-8000-000000000000", "role": "superuser"},
+        {"user_id": "00000000-0000-4000-8000-000000000000", "role": "r" * 33},
         {"user_id": "00000000-0000-4000-8000-000000000000", "joined_at": "2020-01-01T00:00:00Z"},
     ],
 )
@@ -386,7 +390,27 @@ async def test_changing_the_role_of_a_non_member_is_404(
         assert_error(response, 404, "MEMBER_NOT_FOUND")
 
 
-@pytest.mark.parametrize("body", [{}, {"role": "root"}, {"role": "admin", "user_id": "x"}])
+async def test_unknown_role_keys_are_422_unknown_role(
+    client: httpx.AsyncClient, roled_org: RoledOrg
+) -> None:
+    for role in ("superuser", "root", "Owner"):
+        added = await client.post(
+            f"{roled_org.url}/members",
+            json={"user_id": str(roled_org.outsider.id), "role": role},
+            headers=roled_org.owner.headers,
+        )
+        assert_error(added, 422, "UNKNOWN_ROLE")
+        changed = await client.patch(
+            roled_org.member_url(roled_org.member.id),
+            json={"role": role},
+            headers=roled_org.owner.headers,
+        )
+        assert_error(changed, 422, "UNKNOWN_ROLE")
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"role": "r" * 33}, {"role": None}, {"role": "admin", "user_id": "x"}]
+)
 async def test_malformed_role_change_is_422(
     client: httpx.AsyncClient, roled_org: RoledOrg, body: dict[str, str]
 ) -> None:

@@ -210,10 +210,12 @@ async def test_my_organizations_list_my_role_and_member_counts(
     response = await client.get(f"{ORGS}/me", headers=roled_org.member.headers)
     assert response.status_code == 200
     items = response.json()
-    assert all(set(item) == ORG_KEYS | {"role"} for item in items)
+    assert all(set(item) == ORG_KEYS | {"role", "permissions"} for item in items)
     by_id = {item["id"]: item for item in items}
     assert set(by_id) == {str(roled_org.id), mine["id"]}
     assert by_id[str(roled_org.id)]["role"] == "member"
+    assert by_id[str(roled_org.id)]["permissions"] == ["members:read", "organization:read"]
+    assert "organization:delete" in by_id[mine["id"]]["permissions"]
     assert by_id[str(roled_org.id)]["member_count"] == 3
     assert by_id[mine["id"]]["role"] == "owner"
     assert by_id[mine["id"]]["member_count"] == 1

@@ -29,7 +29,7 @@ PEER = ("203.0.113.10", 50000)
 #: The cost the test settings use (make_settings: bcrypt_rounds=4), so logins never rehash.
 TEST_BCRYPT_ROUNDS = 4
 ORG_KEYS = {"id", "name", "slug", "description", "created_at", "updated_at", "member_count"}
-MEMBER_KEYS = {"user_id", "email", "first_name", "last_name", "role", "joined_at"}
+MEMBER_KEYS = {"user_id", "email", "first_name", "last_name", "role", "permissions", "joined_at"}
 PAGINATION_KEYS = {"total", "page", "page_size", "total_pages", "has_next", "has_prev"}
 
 

@@ -22,6 +22,7 @@ TABLES_IN_DELETE_ORDER = (
     "refresh_tokens",
     "password_reset_tokens",
     "organization_members",
+    "organization_roles",
     "user_sessions",
     "organizations",
     "users",

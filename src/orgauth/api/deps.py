@@ -23,6 +23,7 @@ from orgauth.security.tokens import InvalidTokenError
 from orgauth.services import organizations as org_service
 from orgauth.services import sessions
 from orgauth.services.context import ClientInfo
+from orgauth.services.organizations import Actor, OrgAccess
 from orgauth.services.permissions import require_superuser
 from orgauth.services.sessions import Principal
 
@@ -109,7 +110,9 @@ class Dependencies:
             require_superuser(user.is_superuser)
             return user
 
+        self._auth = auth
         self._role_dependencies: dict[OrgRole, Callable[..., Awaitable[Membership]]] = {}
+        self._permission_dependencies: dict[str, Callable[..., Awaitable[OrgAccess]]] = {}
         self.principal_from_token = _principal_from_token
         self.get_db = get_db
         self.get_client = get_client
@@ -121,23 +124,53 @@ class Dependencies:
     def require_org_role(self, role: OrgRole | str) -> Callable[..., Awaitable[Membership]]:
         """Dependency for routes with an ``{org_id}`` path parameter.
 
-        Returns the caller's membership when their role is at least ``role``; superusers
-        pass (as owners). Non-members and unknown organizations get 404, a too-low role
-        403 ``INSUFFICIENT_ROLE``. The role is read from the database on every request.
+        Returns the caller's membership when they hold every permission of the built-in
+        ``role`` (so a custom role can satisfy it); superusers pass (as owners).
+        Non-members and unknown organizations get 404, too little 403
+        ``INSUFFICIENT_ROLE``. Read from the database on every request.
         """
         required = OrgRole(role)
         if required in self._role_dependencies:
             return self._role_dependencies[required]
         current_user = self.current_user
         get_db = self.get_db
+        catalog = self._auth.catalog
 
         async def require_role(
             org_id: uuid.UUID,
             user: Annotated[User, Depends(current_user)],
             db: Annotated[AsyncSession, Depends(get_db)],
         ) -> Membership:
-            return await org_service.require_membership(db, org_id=org_id, user=user, role=required)
+            actor = Actor.of(user, catalog)
+            return await org_service.require_membership(db, actor, org_id, required)
 
         require_role.__name__ = f"require_org_role_{required.value}"
         self._role_dependencies[required] = require_role
         return require_role
+
+    def require_org_permission(self, permission: str) -> Callable[..., Awaitable[OrgAccess]]:
+        """Dependency for routes with an ``{org_id}`` path parameter: the caller's
+        :class:`OrgAccess` when they hold ``permission`` there (404 for strangers, 403
+        ``INSUFFICIENT_ROLE`` without it). ``ValueError`` for a key not in the catalog."""
+        catalog = self._auth.catalog
+        if permission not in catalog:
+            raise ValueError(
+                f"{permission!r} is not an organization permission; declare it with "
+                "OrgAuth(settings, permissions=[...]) or ORG_PERMISSIONS"
+            )
+        if permission in self._permission_dependencies:
+            return self._permission_dependencies[permission]
+        current_user = self.current_user
+        get_db = self.get_db
+
+        async def require_permission(
+            org_id: uuid.UUID,
+            user: Annotated[User, Depends(current_user)],
+            db: Annotated[AsyncSession, Depends(get_db)],
+        ) -> OrgAccess:
+            actor = Actor.of(user, catalog)
+            return await org_service.require_access(db, actor, user, org_id, permission)
+
+        require_permission.__name__ = f"require_org_permission_{permission.replace(':', '_')}"
+        self._permission_dependencies[permission] = require_permission
+        return require_permission

@@ -1,5 +1,9 @@
 """Organizations and memberships (docs/API.md), shared by the member routes and the admin API.
 
+Who may do what is decided by :mod:`orgauth.services.permissions`; this module fetches
+what it needs — the actor's membership and role permissions, in one query — and applies
+those rules in the order of docs/SECURITY.md.
+
 Every change to an organization or its members starts by locking the organization row
 (a no-op ``UPDATE`` as the transaction's first statement). On PostgreSQL that is a row
 lock; on SQLite it takes the database write lock. Either way, concurrent changes to one
@@ -17,23 +21,30 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from orgauth.audit import audit
 from orgauth.data.statements import affected_rows
-from orgauth.errors import ConflictError, ErrorCode, NotFoundError, PermissionDeniedError
+from orgauth.errors import (
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+    PermissionDeniedError,
+    UnprocessableError,
+)
 from orgauth.hooks import Hooks
 from orgauth.lengths import SLUG_MAX_LENGTH
-from orgauth.models import Membership, Organization, OrgRole, User, utcnow
+from orgauth.models import Membership, Organization, OrganizationRole, OrgRole, User, utcnow
 from orgauth.services.permissions import (
-    OrgAction,
-    authorize,
-    effective_role,
+    Grant,
+    PermissionCatalog,
     insufficient_role,
-    role_at_least,
+    require_grantable,
+    require_permission,
+    require_touchable,
 )
 from orgauth.validation import InvalidEmailError, normalize_email
 
@@ -42,23 +53,29 @@ _NON_SLUG = re.compile(r"[^a-z0-9]+")
 
 @dataclass(frozen=True)
 class Actor:
-    """Who performs an organization operation."""
+    """Who performs an organization operation, and the catalog their roles resolve in."""
 
     user_id: uuid.UUID
+    catalog: PermissionCatalog
     is_superuser: bool = False
 
     @classmethod
-    def of(cls, user: User) -> Actor:
-        return cls(user_id=user.id, is_superuser=user.is_superuser)
+    def of(cls, user: User, catalog: PermissionCatalog) -> Actor:
+        return cls(user_id=user.id, catalog=catalog, is_superuser=user.is_superuser)
+
+    def grant(self, role: str | None, stored: list[str] | None) -> Grant | None:
+        return self.catalog.grant(role, stored, is_superuser=self.is_superuser)
 
 
 @dataclass(frozen=True)
 class OrgView:
-    """An organization with its member count (and the actor's own role, if a member)."""
+    """An organization with its member count and, when read by an actor, what the actor
+    holds in it (``role`` None for a superuser who is not a member)."""
 
     organization: Organization
     member_count: int
-    role: OrgRole | None = None
+    role: str | None = None
+    permissions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,8 @@ class MemberView:
     email: str
     first_name: str | None
     last_name: str | None
-    role: OrgRole
+    role: str
+    permissions: frozenset[str]
     joined_at: Any
 
 
@@ -92,6 +110,12 @@ def already_member() -> ConflictError:
 
 def last_owner() -> ConflictError:
     return ConflictError("An organization must keep at least one owner.", code=ErrorCode.LAST_OWNER)
+
+
+def unknown_role() -> UnprocessableError:
+    return UnprocessableError(
+        "This organization has no role with that key.", code=ErrorCode.UNKNOWN_ROLE
+    )
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -123,7 +147,7 @@ def member_count_expr() -> Any:
     )
 
 
-async def _lock_organization(db: AsyncSession, org_id: uuid.UUID) -> bool:
+async def lock_organization(db: AsyncSession, org_id: uuid.UUID) -> bool:
     """Serialise changes to one organization; False when it does not exist."""
     result = await db.execute(
         update(Organization)
@@ -134,23 +158,88 @@ async def _lock_organization(db: AsyncSession, org_id: uuid.UUID) -> bool:
     return affected_rows(result) == 1
 
 
-async def _role_of(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> OrgRole | None:
-    role = await db.scalar(
-        select(col(Membership.role)).where(
-            col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id
+def member_of(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Join condition: the user's membership of the organization being read."""
+    return and_(
+        col(Membership.organization_id) == col(Organization.id),
+        col(Membership.user_id) == user_id,
+    )
+
+
+def role_of_membership() -> ColumnElement[bool]:
+    """Join condition: the custom role a membership holds (no row for built-in roles)."""
+    return and_(
+        col(OrganizationRole.organization_id) == col(Membership.organization_id),
+        col(OrganizationRole.key) == col(Membership.role),
+    )
+
+
+@dataclass(frozen=True)
+class Access:
+    """The actor's membership of one organization (None for a superuser who is not a
+    member) and what they hold there."""
+
+    membership: Membership | None
+    grant: Grant
+
+
+async def load_access(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Access:
+    """What the actor holds in the organization: one indexed query for the membership and
+    its role's permissions (built-in roles resolve in memory). 404 for strangers."""
+    row = (
+        await db.execute(
+            select(col(Organization.id), Membership, col(OrganizationRole.permissions))
+            .select_from(Organization)
+            .outerjoin(Membership, member_of(actor.user_id))
+            .outerjoin(OrganizationRole, role_of_membership())
+            .where(col(Organization.id) == org_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise org_not_found()
+    _, membership, stored = row
+    grant = actor.grant(membership.role if membership else None, stored)
+    if grant is None:
+        raise org_not_found()
+    return Access(membership, grant)
+
+
+async def acting_grant(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Grant:
+    return (await load_access(db, actor, org_id)).grant
+
+
+async def role_permissions(
+    db: AsyncSession, catalog: PermissionCatalog, org_id: uuid.UUID, key: str
+) -> frozenset[str]:
+    """The permissions of one of the organization's roles; 422 ``UNKNOWN_ROLE`` when it
+    has no role with that key."""
+    if catalog.is_built_in_role(key):
+        return catalog.role_permissions(key)
+    stored = await db.scalar(
+        select(col(OrganizationRole.permissions)).where(
+            col(OrganizationRole.organization_id) == org_id, col(OrganizationRole.key) == key
         )
     )
-    return OrgRole(role) if role is not None else None
+    if stored is None:
+        raise unknown_role()
+    return catalog.role_permissions(key, stored)
 
 
-async def _acting_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> OrgRole:
-    """The actor's role in a locked organization; non-members get the same 404."""
-    role = effective_role(
-        await _role_of(db, org_id, actor.user_id), is_superuser=actor.is_superuser
-    )
-    if role is None:
-        raise org_not_found()
-    return role
+async def _member_role(
+    db: AsyncSession, catalog: PermissionCatalog, org_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[str, frozenset[str]]:
+    """A member's role key and its permissions; 404 ``MEMBER_NOT_FOUND``."""
+    row = (
+        await db.execute(
+            select(col(Membership.role), col(OrganizationRole.permissions))
+            .outerjoin(OrganizationRole, role_of_membership())
+            .where(col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise member_not_found()
+    role, stored = row
+    return role, catalog.role_permissions(role, stored)
 
 
 @dataclass(frozen=True)
@@ -213,50 +302,59 @@ async def _require_another_owner(db: AsyncSession, org_id: uuid.UUID, user_id: u
 
 
 async def get_organization(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> OrgView:
-    """An organization the actor belongs to (superusers: any); else 404. One query."""
-    my_role = (
-        select(col(Membership.role))
-        .where(
-            col(Membership.organization_id) == col(Organization.id),
-            col(Membership.user_id) == actor.user_id,
-        )
-        .correlate(Organization)
-        .scalar_subquery()
-    )
+    """An organization the actor belongs to (superusers: any), with what the actor holds
+    in it; else 404. One query."""
     row = (
         await db.execute(
-            select(Organization, member_count_expr(), my_role).where(col(Organization.id) == org_id)
+            select(
+                Organization,
+                member_count_expr(),
+                col(Membership.role),
+                col(OrganizationRole.permissions),
+            )
+            .outerjoin(Membership, member_of(actor.user_id))
+            .outerjoin(OrganizationRole, role_of_membership())
+            .where(col(Organization.id) == org_id)
         )
     ).one_or_none()
     if row is None:
         raise org_not_found()
-    organization, count, role = row
-    acting = effective_role(role, is_superuser=actor.is_superuser)
-    if acting is None:
+    organization, count, role, stored = row
+    grant = actor.grant(role, stored)
+    if grant is None:
         raise org_not_found()
-    return OrgView(organization, int(count), OrgRole(role) if role else None)
+    return OrgView(organization, int(count), role, grant.permissions)
 
 
-async def require_role(
-    db: AsyncSession, actor: Actor, org_id: uuid.UUID, action: OrgAction
+async def require_permission_in(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, permission: str
 ) -> OrgView:
-    """Load an organization and check that the actor may perform ``action`` on it."""
+    """Load an organization and check that the actor holds ``permission`` in it."""
     view = await get_organization(db, actor, org_id)
-    acting = effective_role(view.role, is_superuser=actor.is_superuser)
-    assert acting is not None  # get_organization raised otherwise
-    authorize(acting, action)
+    if permission not in view.permissions:
+        raise insufficient_role()
     return view
 
 
-async def list_my_organizations(db: AsyncSession, user_id: uuid.UUID) -> list[OrgView]:
-    """The organizations a user belongs to, with their role, in one query."""
+async def list_my_organizations(db: AsyncSession, actor: Actor) -> list[OrgView]:
+    """The organizations a user belongs to, with their role and permissions, in one query."""
     rows = await db.execute(
-        select(Organization, member_count_expr(), col(Membership.role))
-        .join(Membership, col(Membership.organization_id) == col(Organization.id))
-        .where(col(Membership.user_id) == user_id)
+        select(
+            Organization,
+            member_count_expr(),
+            col(Membership.role),
+            col(OrganizationRole.permissions),
+        )
+        .join(Membership, member_of(actor.user_id))
+        .outerjoin(OrganizationRole, role_of_membership())
         .order_by(col(Organization.name), col(Organization.id))
     )
-    return [OrgView(org, int(count), OrgRole(role)) for org, count, role in rows.all()]
+    views = []
+    for org, count, role, stored in rows.all():
+        grant = actor.grant(role, stored)
+        assert grant is not None  # a member always holds a grant
+        views.append(OrgView(org, int(count), role, grant.permissions))
+    return views
 
 
 async def list_organizations(
@@ -280,7 +378,7 @@ async def list_organizations(
 
 
 def _members_query(
-    org_id: uuid.UUID, role: OrgRole | None, search: str | None
+    org_id: uuid.UUID, role: str | None, search: str | None
 ) -> Select[*tuple[Any, ...]]:
     query = (
         select(
@@ -289,9 +387,11 @@ def _members_query(
             col(User.first_name),
             col(User.last_name),
             col(Membership.role),
+            col(OrganizationRole.permissions),
             col(Membership.joined_at),
         )
         .join(User, col(User.id) == col(Membership.user_id))
+        .outerjoin(OrganizationRole, role_of_membership())
         .where(col(Membership.organization_id) == org_id)
     )
     if role is not None:
@@ -309,14 +409,18 @@ def _members_query(
 
 async def list_members(
     db: AsyncSession,
+    catalog: PermissionCatalog,
     *,
     org_id: uuid.UUID,
     page: int,
     limit: int,
-    role: OrgRole | None = None,
+    role: str | None = None,
     search: str | None = None,
 ) -> tuple[list[MemberView], int]:
-    """One page of members (oldest first) and the total: two queries."""
+    """One page of members (oldest first) with their roles' permissions, and the total:
+    two queries (three when filtering by a custom role, to tell it from an unknown key)."""
+    if role is not None:
+        await role_permissions(db, catalog, org_id, role)
     query = _members_query(org_id, role, search)
     if search:
         total = await db.scalar(select(func.count()).select_from(query.subquery()))
@@ -331,15 +435,25 @@ async def list_members(
         .offset((page - 1) * limit)
         .limit(limit)
     )
-    return [_member(row) for row in rows.all()], int(total or 0)
+    return [_member(catalog, row) for row in rows.all()], int(total or 0)
 
 
-def _member(row: Any) -> MemberView:
-    user_id, email, first_name, last_name, role, joined_at = row
-    return MemberView(user_id, email, first_name, last_name, OrgRole(role), joined_at)
+def _member(catalog: PermissionCatalog, row: Any) -> MemberView:
+    user_id, email, first_name, last_name, role, stored, joined_at = row
+    return MemberView(
+        user_id,
+        email,
+        first_name,
+        last_name,
+        role,
+        catalog.role_permissions(role, stored),
+        joined_at,
+    )
 
 
-async def _member_view(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> MemberView:
+async def _member_view(
+    db: AsyncSession, catalog: PermissionCatalog, org_id: uuid.UUID, user_id: uuid.UUID
+) -> MemberView:
     row = (
         await db.execute(
             _members_query(org_id, None, None).where(col(Membership.user_id) == user_id)
@@ -347,7 +461,7 @@ async def _member_view(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) 
     ).one_or_none()
     if row is None:
         raise member_not_found()
-    return _member(row)
+    return _member(catalog, row)
 
 
 # --- writing -------------------------------------------------------------------------
@@ -409,19 +523,16 @@ async def create_organization(
         owner_id=owner_id,
     )
     await hooks.after_member_added(organization.id, owner_id, OrgRole.OWNER)
-    return OrgView(organization, 1, OrgRole.OWNER)
+    return OrgView(organization, 1, OrgRole.OWNER, actor.catalog.role_permissions(OrgRole.OWNER))
 
 
 async def update_organization(
     db: AsyncSession, actor: Actor, org_id: uuid.UUID, changes: dict[str, Any]
 ) -> OrgView:
     """Apply name/slug/description changes (admins and owners)."""
-    if not await _lock_organization(db, org_id):
+    if not await lock_organization(db, org_id):
         raise org_not_found()
-    acting = await _acting_role(db, actor, org_id)
-    authorize(acting, OrgAction.UPDATE)
-    if "slug" in changes:
-        authorize(acting, OrgAction.CHANGE_SLUG)
+    require_permission(await acting_grant(db, actor, org_id), "organization:update")
     try:
         if changes:
             # The slug's unique index answers at the UPDATE itself, not only at commit.
@@ -446,9 +557,9 @@ async def update_organization(
 
 async def delete_organization(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> None:
     """Delete an organization and its memberships (owners only)."""
-    if not await _lock_organization(db, org_id):
+    if not await lock_organization(db, org_id):
         raise org_not_found()
-    authorize(await _acting_role(db, actor, org_id), OrgAction.DELETE)
+    require_permission(await acting_grant(db, actor, org_id), "organization:delete")
     await db.execute(delete(Organization).where(col(Organization.id) == org_id))
     await db.commit()
     audit("organization.deleted", actor_id=actor.user_id, organization_id=org_id)
@@ -459,21 +570,22 @@ async def add_member(
     actor: Actor,
     org_id: uuid.UUID,
     *,
-    role: OrgRole,
+    role: str,
     hooks: Hooks,
     user_id: uuid.UUID | None = None,
     email: str | None = None,
 ) -> MemberView:
-    """Add an existing user by id or email; 409 if already a member."""
-    if not await _lock_organization(db, org_id):
+    """Add an existing user by id or email with a role the actor may grant; 409 if already
+    a member, 422 ``UNKNOWN_ROLE`` for a key the organization does not have."""
+    if not await lock_organization(db, org_id):
         raise org_not_found()
-    authorize(await _acting_role(db, actor, org_id), OrgAction.ADD_MEMBER, new_role=role)
+    grant = await acting_grant(db, actor, org_id)
+    require_permission(grant, "members:add")
+    require_grantable(grant, role, await role_permissions(db, actor.catalog, org_id, role))
     target = await _find_user(db, user_id=user_id, email=email)
-    if await _role_of(db, org_id, target) is not None:
-        raise already_member()
     db.add(Membership(organization_id=org_id, user_id=target, role=role, joined_at=utcnow()))
     try:
-        await db.commit()
+        await db.commit()  # the primary key answers "already a member"
     except IntegrityError:
         await db.rollback()
         raise already_member() from None
@@ -482,10 +594,10 @@ async def add_member(
         actor_id=actor.user_id,
         organization_id=org_id,
         user_id=target,
-        role=str(role),
+        role=role,
     )
     await hooks.after_member_added(org_id, target, role)
-    return await _member_view(db, org_id, target)
+    return await _member_view(db, actor.catalog, org_id, target)
 
 
 async def _find_user(
@@ -505,20 +617,20 @@ async def _find_user(
 
 
 async def change_role(
-    db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID, role: OrgRole
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID, role: str
 ) -> MemberView:
     """Change a member's role; the last owner can never be demoted (409 LAST_OWNER)."""
-    if not await _lock_organization(db, org_id):
+    if not await lock_organization(db, org_id):
         raise org_not_found()
-    acting = await _acting_role(db, actor, org_id)
-    authorize(acting, OrgAction.CHANGE_ROLE)
-    current = await _role_of(db, org_id, user_id)
-    if current is None:
-        raise member_not_found()
-    authorize(acting, OrgAction.CHANGE_ROLE, target_role=current, new_role=role)
-    if current is OrgRole.OWNER and role is not OrgRole.OWNER:
+    grant = await acting_grant(db, actor, org_id)
+    require_permission(grant, "members:update")
+    new_permissions = await role_permissions(db, actor.catalog, org_id, role)
+    current, current_permissions = await _member_role(db, actor.catalog, org_id, user_id)
+    require_touchable(grant, current, current_permissions)
+    require_grantable(grant, role, new_permissions)
+    if current == OrgRole.OWNER and role != OrgRole.OWNER:
         await _require_another_owner(db, org_id, user_id)
-    if current is not role:
+    if current != role:
         await db.execute(
             update(Membership)
             .where(col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id)
@@ -531,30 +643,26 @@ async def change_role(
         actor_id=actor.user_id,
         organization_id=org_id,
         user_id=user_id,
-        old_role=str(current),
-        new_role=str(role),
+        old_role=current,
+        new_role=role,
     )
-    return await _member_view(db, org_id, user_id)
+    return await _member_view(db, actor.catalog, org_id, user_id)
 
 
 async def remove_member(
     db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID, *, hooks: Hooks
 ) -> None:
     """Remove a member, or leave when it is the actor; the last owner always stays."""
-    if not await _lock_organization(db, org_id):
+    if not await lock_organization(db, org_id):
         raise org_not_found()
-    acting = await _acting_role(db, actor, org_id)
+    grant = await acting_grant(db, actor, org_id)
     leaving = user_id == actor.user_id
     if not leaving:
-        authorize(acting, OrgAction.REMOVE_MEMBER)
-    current = await _role_of(db, org_id, user_id)
-    if current is None:
-        raise member_not_found()
-    if leaving:
-        authorize(acting, OrgAction.LEAVE)
-    else:
-        authorize(acting, OrgAction.REMOVE_MEMBER, target_role=current)
-    if current is OrgRole.OWNER:
+        require_permission(grant, "members:remove")
+    current, current_permissions = await _member_role(db, actor.catalog, org_id, user_id)
+    if not leaving:
+        require_touchable(grant, current, current_permissions)
+    if current == OrgRole.OWNER:
         await _require_another_owner(db, org_id, user_id)
     await db.execute(
         delete(Membership).where(
@@ -567,32 +675,49 @@ async def remove_member(
         actor_id=actor.user_id,
         organization_id=org_id,
         user_id=user_id,
-        role=str(current),
+        role=current,
     )
     await hooks.after_member_removed(org_id, user_id)
 
 
-async def require_membership(
-    db: AsyncSession, *, org_id: uuid.UUID, user: User, role: OrgRole
-) -> Membership:
-    """The user's membership with at least ``role`` (``require_org_role``'s one rule).
+@dataclass(frozen=True)
+class OrgAccess:
+    """What ``require_org_permission`` returns: the organization and what the caller holds.
 
-    Superusers get a synthetic owner membership when the organization exists. Non-members
-    and unknown organizations: 404; a lower role: 403 ``INSUFFICIENT_ROLE``.
+    ``user`` and ``role`` are None for an API key; ``role`` is ``owner`` for a superuser
+    who is not a member.
     """
-    membership = await db.scalar(
-        select(Membership).where(
-            col(Membership.organization_id) == org_id, col(Membership.user_id) == user.id
-        )
-    )
-    if membership is None and user.is_superuser:
-        exists = await db.scalar(select(func.count()).where(col(Organization.id) == org_id))
-        if exists:
-            membership = Membership(organization_id=org_id, user_id=user.id, role=OrgRole.OWNER)
-    if membership is None:
-        raise org_not_found()
-    acting = effective_role(membership.role, is_superuser=user.is_superuser)
-    assert acting is not None
-    if not role_at_least(acting, role):
+
+    organization_id: uuid.UUID
+    user: User | None
+    api_key_id: uuid.UUID | None
+    role: str | None
+    permissions: frozenset[str]
+
+
+async def require_access(
+    db: AsyncSession, actor: Actor, user: User, org_id: uuid.UUID, permission: str
+) -> OrgAccess:
+    """The caller's access to the organization when it holds ``permission`` (404 for
+    strangers, 403 ``INSUFFICIENT_ROLE`` without it). One query."""
+    access = await load_access(db, actor, org_id)
+    require_permission(access.grant, permission)
+    role = access.membership.role if access.membership else OrgRole.OWNER
+    return OrgAccess(org_id, user, None, role, access.grant.permissions)
+
+
+async def require_membership(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, role: OrgRole
+) -> Membership:
+    """The actor's membership when they hold every permission of the built-in ``role``
+    (``require_org_role``'s one rule, so a custom role can satisfy it).
+
+    Superusers get a synthetic owner membership when they are not members. Non-members
+    and unknown organizations: 404; too little: 403 ``INSUFFICIENT_ROLE``.
+    """
+    access = await load_access(db, actor, org_id)
+    if not actor.catalog.role_permissions(role) <= access.grant.permissions:
         raise insufficient_role()
-    return membership
+    if access.membership is None:
+        return Membership(organization_id=org_id, user_id=actor.user_id, role=OrgRole.OWNER)
+    return access.membership

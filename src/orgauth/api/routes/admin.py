@@ -33,7 +33,6 @@ from orgauth.services import admin as admin_service
 from orgauth.services import organizations as org_service
 from orgauth.services.admin import SortField
 from orgauth.services.organizations import Actor
-from orgauth.services.permissions import OrgAction
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -51,7 +50,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
     Superuser = Annotated[User, Depends(deps.current_superuser)]
 
     async def superuser_actor(user: Superuser) -> Actor:
-        return Actor.of(user)
+        return Actor.of(user, auth.catalog)
 
     # --- users -------------------------------------------------------------------
 
@@ -228,7 +227,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
             slug=body.slug,
             description=body.description,
             owner_id=body.owner_id or admin.id,
-            actor=Actor.of(admin),
+            actor=Actor.of(admin, auth.catalog),
             hooks=auth.hooks,
         )
         return organization_read(view)
@@ -241,7 +240,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         summary="An organization",
     )
     async def get_organization(org_id: uuid.UUID, admin: Superuser, db: Db) -> OrganizationRead:
-        view = await org_service.require_role(db, Actor.of(admin), org_id, OrgAction.VIEW)
+        view = await org_service.get_organization(db, Actor.of(admin, auth.catalog), org_id)
         return organization_read(view)
 
     @router.patch(
@@ -255,7 +254,9 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         org_id: uuid.UUID, body: OrganizationUpdate, admin: Superuser, db: Db
     ) -> OrganizationRead:
         changes = body.model_dump(include=body.model_fields_set)
-        view = await org_service.update_organization(db, Actor.of(admin), org_id, changes)
+        view = await org_service.update_organization(
+            db, Actor.of(admin, auth.catalog), org_id, changes
+        )
         return organization_read(view)
 
     @router.delete(
@@ -266,7 +267,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         summary="Delete an organization",
     )
     async def delete_organization(org_id: uuid.UUID, admin: Superuser, db: Db) -> Response:
-        await org_service.delete_organization(db, Actor.of(admin), org_id)
+        await org_service.delete_organization(db, Actor.of(admin, auth.catalog), org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     members = APIRouter(prefix="/organizations")

@@ -3,12 +3,14 @@
 import uuid
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
-from orgauth.models import OrgRole, User
+from orgauth.api.routes.roles import build_role_routes
+from orgauth.lengths import ROLE_MAX_LENGTH
+from orgauth.models import User
 from orgauth.schemas import (
     MemberAdd,
     MemberRead,
@@ -22,7 +24,6 @@ from orgauth.schemas import (
 )
 from orgauth.services import organizations as org_service
 from orgauth.services.organizations import Actor, MemberView, OrgView
-from orgauth.services.permissions import OrgAction
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -48,6 +49,7 @@ def member_read(member: MemberView) -> MemberRead:
         first_name=member.first_name,
         last_name=member.last_name,
         role=member.role,
+        permissions=sorted(member.permissions),
         joined_at=member.joined_at,
     )
 
@@ -74,12 +76,12 @@ def build_member_routes(
         db: Db,
         page: PageParam = 1,
         limit: LimitParam = 20,
-        role: OrgRole | None = None,
+        role: Annotated[str | None, Query(max_length=ROLE_MAX_LENGTH)] = None,
         search: SearchParam = None,
     ) -> Page[MemberRead]:
-        await org_service.require_role(db, actor, org_id, OrgAction.LIST_MEMBERS)
+        await org_service.require_permission_in(db, actor, org_id, "members:read")
         members, total = await org_service.list_members(
-            db, org_id=org_id, page=page, limit=limit, role=role, search=search
+            db, auth.catalog, org_id=org_id, page=page, limit=limit, role=role, search=search
         )
         return Page[MemberRead](
             data=[member_read(m) for m in members],
@@ -140,7 +142,9 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     CurrentUser = Annotated[User, Depends(deps.current_user)]
 
     async def member_actor(user: CurrentUser) -> Actor:
-        return Actor.of(user)
+        return Actor.of(user, auth.catalog)
+
+    ActorDep = Annotated[Actor, Depends(member_actor)]
 
     @router.post(
         "",
@@ -157,7 +161,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
             slug=body.slug,
             description=body.description,
             owner_id=user.id,
-            actor=Actor.of(user),
+            actor=Actor.of(user, auth.catalog),
             hooks=auth.hooks,
             users_may_create=auth.settings.allow_user_org_creation,
         )
@@ -170,10 +174,14 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(401),
         summary="My organizations, with my role",
     )
-    async def mine(user: CurrentUser, db: Db) -> list[MyOrganizationRead]:
-        views = await org_service.list_my_organizations(db, user.id)
+    async def mine(actor: ActorDep, db: Db) -> list[MyOrganizationRead]:
+        views = await org_service.list_my_organizations(db, actor)
         return [
-            MyOrganizationRead(**organization_read(v).model_dump(), role=v.role or OrgRole.MEMBER)
+            MyOrganizationRead(
+                **organization_read(v).model_dump(),
+                role=v.role or "",
+                permissions=sorted(v.permissions),
+            )
             for v in views
         ]
 
@@ -184,8 +192,8 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(401, 404, 422),
         summary="An organization I belong to",
     )
-    async def read(org_id: uuid.UUID, user: CurrentUser, db: Db) -> OrganizationRead:
-        view = await org_service.require_role(db, Actor.of(user), org_id, OrgAction.VIEW)
+    async def read(org_id: uuid.UUID, actor: ActorDep, db: Db) -> OrganizationRead:
+        view = await org_service.require_permission_in(db, actor, org_id, "organization:read")
         return organization_read(view)
 
     @router.patch(
@@ -196,10 +204,10 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         summary="Update an organization (admins and owners)",
     )
     async def patch(
-        org_id: uuid.UUID, body: OrganizationUpdate, user: CurrentUser, db: Db
+        org_id: uuid.UUID, body: OrganizationUpdate, actor: ActorDep, db: Db
     ) -> OrganizationRead:
         changes = body.model_dump(include=body.model_fields_set)
-        view = await org_service.update_organization(db, Actor.of(user), org_id, changes)
+        view = await org_service.update_organization(db, actor, org_id, changes)
         return organization_read(view)
 
     @router.delete(
@@ -209,9 +217,10 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(401, 403, 404, 422),
         summary="Delete an organization (owners)",
     )
-    async def remove(org_id: uuid.UUID, user: CurrentUser, db: Db) -> Response:
-        await org_service.delete_organization(db, Actor.of(user), org_id)
+    async def remove(org_id: uuid.UUID, actor: ActorDep, db: Db) -> Response:
+        await org_service.delete_organization(db, actor, org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     build_member_routes(router, auth, member_actor, operation_prefix="organizations")
+    build_role_routes(router, auth, member_actor)
     return router

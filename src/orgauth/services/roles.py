@@ -1,0 +1,271 @@
+"""Custom organization roles and the permission catalog as an organization sees it
+(docs/API.md, "Roles and permissions").
+
+Create, update and delete take the organization lock (like membership changes), so a role
+can never be deleted while an assignment of it commits: no membership is ever left
+pointing at a missing role.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from orgauth.audit import audit
+from orgauth.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from orgauth.models import Membership, OrganizationRole, utcnow
+from orgauth.services.organizations import (
+    Actor,
+    acting_grant,
+    lock_organization,
+    org_not_found,
+)
+from orgauth.services.permissions import (
+    BUILT_IN_KEYS,
+    BUILT_IN_ROLE_NAMES,
+    Grant,
+    OrgPermission,
+    require_permission,
+    require_subset,
+)
+
+#: At most this many custom roles per organization.
+MAX_CUSTOM_ROLES = 50
+
+
+@dataclass(frozen=True)
+class RoleView:
+    key: str
+    name: str
+    description: str | None
+    permissions: list[str]
+    built_in: bool
+    member_count: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+def role_not_found() -> NotFoundError:
+    return NotFoundError("Role not found.", code=ErrorCode.ROLE_NOT_FOUND)
+
+
+def built_in_role() -> ConflictError:
+    return ConflictError(
+        "Built-in roles cannot be changed or deleted.", code=ErrorCode.BUILT_IN_ROLE
+    )
+
+
+def _unknown_permissions(keys: list[str]) -> UnprocessableError:
+    return UnprocessableError(
+        f"Unknown permission: {', '.join(keys)}.", code=ErrorCode.UNKNOWN_PERMISSION
+    )
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+async def _member_counts(db: AsyncSession, org_id: uuid.UUID) -> dict[str, int]:
+    rows = await db.execute(
+        select(col(Membership.role), func.count())
+        .where(col(Membership.organization_id) == org_id)
+        .group_by(col(Membership.role))
+    )
+    return {role: int(count) for role, count in rows.all()}
+
+
+def _custom_view(actor: Actor, row: OrganizationRole, member_count: int) -> RoleView:
+    return RoleView(
+        key=row.key,
+        name=row.name,
+        description=row.description,
+        permissions=sorted(actor.catalog.role_permissions(row.key, row.permissions)),
+        built_in=False,
+        member_count=member_count,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def list_roles(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> list[RoleView]:
+    """The built-in roles, then the custom ones by key, with member counts."""
+    require_permission(await acting_grant(db, actor, org_id), "organization:read")
+    counts = await _member_counts(db, org_id)
+    built_in = [
+        RoleView(
+            key=key,
+            name=name,
+            description=None,
+            permissions=sorted(actor.catalog.role_permissions(key)),
+            built_in=True,
+            member_count=counts.get(key, 0),
+        )
+        for key, name in BUILT_IN_ROLE_NAMES.items()
+    ]
+    custom = await db.scalars(
+        select(OrganizationRole)
+        .where(col(OrganizationRole.organization_id) == org_id)
+        .order_by(col(OrganizationRole.key))
+    )
+    return built_in + [_custom_view(actor, row, counts.get(row.key, 0)) for row in custom]
+
+
+async def list_permissions(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID
+) -> list[tuple[OrgPermission, bool]]:
+    """The catalog, sorted by key, each with whether it is built in."""
+    require_permission(await acting_grant(db, actor, org_id), "organization:read")
+    return [(p, p.key in BUILT_IN_KEYS) for p in actor.catalog.permissions.values()]
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+async def _managing_grant(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Grant:
+    """Lock the organization; the actor must hold ``roles:manage`` in it."""
+    if not await lock_organization(db, org_id):
+        raise org_not_found()
+    grant = await acting_grant(db, actor, org_id)
+    require_permission(grant, "roles:manage")
+    return grant
+
+
+def _checked_permissions(actor: Actor, grant: Grant, permissions: Iterable[str]) -> list[str]:
+    """A new permission set: every key in the catalog (422) and held by the actor (403);
+    duplicates dropped, sorted."""
+    keys = sorted(set(permissions))
+    unknown = actor.catalog.unknown(keys)
+    if unknown:
+        raise _unknown_permissions(unknown)
+    require_subset(grant, keys)
+    return keys
+
+
+async def _custom_role(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: str
+) -> OrganizationRole:
+    if actor.catalog.is_built_in_role(key):
+        raise built_in_role()
+    row = await db.scalar(
+        select(OrganizationRole).where(
+            col(OrganizationRole.organization_id) == org_id, col(OrganizationRole.key) == key
+        )
+    )
+    if row is None:
+        raise role_not_found()
+    return row
+
+
+async def create_role(
+    db: AsyncSession,
+    actor: Actor,
+    org_id: uuid.UUID,
+    *,
+    key: str,
+    name: str,
+    description: str | None,
+    permissions: list[str],
+) -> RoleView:
+    """Create a custom role holding only permissions the actor holds."""
+    grant = await _managing_grant(db, actor, org_id)
+    keys = _checked_permissions(actor, grant, permissions)
+    if actor.catalog.is_built_in_role(key):
+        raise _key_taken()
+    count = await db.scalar(
+        select(func.count()).where(col(OrganizationRole.organization_id) == org_id)
+    )
+    existing = await db.scalar(
+        select(func.count()).where(
+            col(OrganizationRole.organization_id) == org_id, col(OrganizationRole.key) == key
+        )
+    )
+    if existing:
+        raise _key_taken()
+    if int(count or 0) >= MAX_CUSTOM_ROLES:
+        raise ConflictError(
+            f"An organization can have at most {MAX_CUSTOM_ROLES} custom roles.",
+            code=ErrorCode.ROLE_LIMIT_REACHED,
+        )
+    now = utcnow()
+    row = OrganizationRole(
+        organization_id=org_id,
+        key=key,
+        name=name,
+        description=description,
+        permissions=keys,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(row)
+    try:
+        await db.commit()
+    except IntegrityError:  # the (organization, key) unique index, should the lock be bypassed
+        await db.rollback()
+        raise _key_taken() from None
+    audit("role.created", actor_id=actor.user_id, organization_id=org_id, role=key)
+    return _custom_view(actor, row, 0)
+
+
+def _key_taken() -> ConflictError:
+    return ConflictError("That role key is already in use.", code=ErrorCode.ROLE_KEY_TAKEN)
+
+
+async def update_role(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: str, changes: dict[str, Any]
+) -> RoleView:
+    """Change a custom role's name, description or permissions; the actor must hold both
+    its current and its new permissions."""
+    grant = await _managing_grant(db, actor, org_id)
+    row = await _custom_role(db, actor, org_id, key)
+    require_subset(grant, actor.catalog.role_permissions(key, row.permissions))
+    values = dict(changes)
+    if "permissions" in values:
+        values["permissions"] = _checked_permissions(actor, grant, values["permissions"])
+    values["updated_at"] = utcnow()
+    await db.execute(
+        update(OrganizationRole)
+        .where(col(OrganizationRole.id) == row.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await db.commit()
+    audit(
+        "role.updated",
+        actor_id=actor.user_id,
+        organization_id=org_id,
+        role=key,
+        fields=",".join(sorted(changes)),
+    )
+    await db.refresh(row)
+    counts = await _member_counts(db, org_id)
+    return _custom_view(actor, row, counts.get(key, 0))
+
+
+async def delete_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: str) -> None:
+    """Delete a custom role nobody holds (409 ``ROLE_IN_USE`` otherwise)."""
+    grant = await _managing_grant(db, actor, org_id)
+    row = await _custom_role(db, actor, org_id, key)
+    require_subset(grant, actor.catalog.role_permissions(key, row.permissions))
+    holders = await db.scalar(
+        select(func.count()).where(
+            col(Membership.organization_id) == org_id, col(Membership.role) == key
+        )
+    )
+    if holders:
+        raise ConflictError(
+            "Members hold this role; give them another role first.",
+            code=ErrorCode.ROLE_IN_USE,
+        )
+    await db.execute(delete(OrganizationRole).where(col(OrganizationRole.id) == row.id))
+    await db.commit()
+    audit("role.deleted", actor_id=actor.user_id, organization_id=org_id, role=key)
