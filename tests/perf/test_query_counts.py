@@ -280,3 +280,33 @@ async def test_admin_session_list_statements_do_not_grow_with_the_page(
 
 def test_expected_counts_stay_small() -> None:
     assert max(EXPECTED_STATEMENTS.values()) <= MAX_STATEMENTS
+
+
+async def test_a_custom_role_costs_the_same_statements_as_a_built_in_one(
+    client: httpx.AsyncClient, factory: Factory, statements: StatementLog
+) -> None:
+    """The custom role's permissions come with the membership, in the same statement."""
+    owner = await factory.account()
+    org_id = uuid.UUID((await factory.organization(owner))["id"])
+    created = await client.post(
+        f"{API}/organizations/{org_id}/roles",
+        json={"key": "readers", "name": "Readers", "permissions": ["organization:read"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    built_in, custom = await factory.account(), await factory.account()
+    await factory.add_membership(org_id, built_in.id, OrgRole.MEMBER)
+    await factory.add_membership(org_id, custom.id, "readers")
+    path = f"{API}/organizations/{org_id}"
+
+    built_in_count, _ = await count_statements(client, statements, path, built_in)
+    custom_count, _ = await count_statements(client, statements, path, custom)
+    with statements.recording() as seen:
+        await client.get(path, headers=custom.headers)
+
+    assert built_in_count == custom_count == 2  # authentication + organization with the role
+    assert "organization_roles" in seen[1]
+    members, _ = await count_statements(
+        client, statements, f"{path}/members", owner, {"role": "readers"}
+    )
+    assert members == EXPECTED_STATEMENTS["members"] + 1  # the custom filter's key is checked
