@@ -407,6 +407,72 @@ def test_wildcard_cors_origin_is_allowed_in_development(monkeypatch: pytest.Monk
     assert OrgAuthSettings().backend_cors_origins == ["*"]
 
 
+# --- organization permissions ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "billing:manage, reports:read",
+        '["billing:manage", "reports:read"]',
+        '[{"key": "billing:manage", "description": "Bills"}, {"key": "reports:read"}]',
+    ],
+)
+def test_org_permissions_accept_keys_objects_and_comma_lists(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ORG_PERMISSIONS", value)
+
+    permissions = OrgAuthSettings().org_permissions
+
+    assert [p.key for p in permissions] == ["billing:manage", "reports:read"]
+    assert {str(p.min_role) for p in permissions} == {"admin"}  # a plain key means admin
+
+
+def test_org_permissions_carry_min_role_and_description(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "ORG_PERMISSIONS",
+        '[{"key": "projects:read", "min_role": "member", "description": "See projects"}]',
+    )
+
+    (permission,) = OrgAuthSettings().org_permissions
+
+    assert (permission.key, str(permission.min_role), permission.description) == (
+        "projects:read",
+        "member",
+        "See projects",
+    )
+
+
+def test_org_permissions_default_to_none() -> None:
+    assert OrgAuthSettings().org_permissions == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("Billing:Manage", "is not a permission key"),
+        ("billing", "is not a permission key"),
+        ("billing:manage,billing:manage", "listed twice"),
+        ("members:read", "is a built-in permission"),
+        ('[{"key": "a:b", "min_role": "superuser"}]', "min_role"),
+        ('[{"name": "a:b"}]', "needs a key"),
+        ('[{"key": "a:b"', "not valid JSON"),
+        ("[1]", "neither a permission key nor an object"),
+    ],
+)
+def test_bad_org_permissions_are_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("ORG_PERMISSIONS", value)
+
+    message = settings_error()
+
+    assert message.startswith("Invalid setting ORG_PERMISSIONS:")
+    assert reason in message
+    assert "\n" not in message
+
+
 # --- lifetimes -------------------------------------------------------------------------
 
 
