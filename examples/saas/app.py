@@ -1,10 +1,13 @@
-"""A multi-tenant SaaS on orgauth: projects scoped to an organization, guarded by roles.
+"""A multi-tenant SaaS on orgauth: projects scoped to an organization, guarded by roles
+and permissions.
 
-Members of an organization list its projects; admins and owners create and delete them;
-everyone else gets 404, as for orgauth's own organization routes. Run from the repository
-root (see README.md): `export DATABASE_URL=sqlite:///./example-saas.db`,
-`orgauth migrate apply`, `alembic -c examples/saas/alembic.ini upgrade head`, then
-`uvicorn examples.saas.app:app`.
+The app declares two permissions of its own: `projects:read` (members and up) and
+`billing:manage` (admins and up, and any custom role holding it). Readers list the
+organization's projects; admins and owners create and delete them; holders of
+`billing:manage` see the bill; everyone else gets 404, as for orgauth's own organization
+routes. Run from the repository root (see README.md):
+`export DATABASE_URL=sqlite:///./example-saas.db`, `orgauth migrate apply`,
+`alembic -c examples/saas/alembic.ini upgrade head`, then `uvicorn examples.saas.app:app`.
 """
 
 import sys
@@ -13,25 +16,40 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Response, status
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orgauth import Membership, OrgAuth
+from orgauth import Membership, OrgAccess, OrgAuth, OrgPermission
 
 if not __package__:  # `python examples/saas/app.py`: make `examples.saas` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from examples.saas.models import Project, ProjectCreate, ProjectPublic
+from examples.saas.models import (
+    PRICE_PER_PROJECT_CENTS,
+    Billing,
+    Project,
+    ProjectCreate,
+    ProjectPublic,
+)
 from examples.saas.settings import example_settings
 
-auth = OrgAuth(example_settings())  # DATABASE_URL, ... or ./example-saas.db (settings.py)
+# The app's own organization permissions, next to orgauth's built-in ones. `min_role` is the
+# lowest built-in role holding it (default "admin"); owners and admins can also hand it out
+# through a custom role (POST /api/v1/organizations/{org_id}/roles).
+PERMISSIONS = [
+    OrgPermission("projects:read", "List the organization's projects", min_role="member"),
+    OrgPermission("billing:manage", "Manage billing and invoices"),  # min_role="admin"
+]
+
+auth = OrgAuth(example_settings(), permissions=PERMISSIONS)  # settings.py: DATABASE_URL, ...
 app = FastAPI(title="SaaS orgauth example", lifespan=auth.lifespan)
 auth.install(app)
 
 # The request's database session: the same one orgauth's checks used in this request.
 Db = Annotated[AsyncSession, Depends(auth.get_db)]
-# Both need an {org_id} path parameter. Non-members get 404, lower roles 403.
-OrgMember = Annotated[Membership, Depends(auth.require_org_role("member"))]
+# All need an {org_id} path parameter. Non-members get 404; too little 403 INSUFFICIENT_ROLE.
+ProjectReader = Annotated[OrgAccess, Depends(auth.require_org_permission("projects:read"))]
+BillingManager = Annotated[OrgAccess, Depends(auth.require_org_permission("billing:manage"))]
 OrgAdmin = Annotated[Membership, Depends(auth.require_org_role("admin"))]
 
 
@@ -42,11 +60,11 @@ def project_not_found() -> HTTPException:
 
 
 @app.get("/orgs/{org_id}/projects")
-async def list_projects(org_id: uuid.UUID, membership: OrgMember, db: Db) -> list[ProjectPublic]:
-    """Every project of the organization (members and up)."""
+async def list_projects(org_id: uuid.UUID, access: ProjectReader, db: Db) -> list[ProjectPublic]:
+    """Every project of the organization (`projects:read`: members and up)."""
     projects = await db.scalars(
         select(Project)
-        .where(Project.organization_id == membership.organization_id)  # type: ignore[arg-type]
+        .where(Project.organization_id == access.organization_id)  # type: ignore[arg-type]
         .order_by(Project.name, Project.id)  # type: ignore[arg-type]
     )
     return [ProjectPublic.model_validate(project) for project in projects]
@@ -77,6 +95,23 @@ async def delete_project(
     await db.delete(project)
     await db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@app.get("/orgs/{org_id}/billing")
+async def get_billing(org_id: uuid.UUID, access: BillingManager, db: Db) -> Billing:
+    """This month's bill (`billing:manage`: admins, owners and the roles holding it)."""
+    count = await db.scalar(
+        select(func.count())
+        .select_from(Project)
+        .where(Project.organization_id == access.organization_id)  # type: ignore[arg-type]
+    )
+    count = count or 0
+    return Billing(
+        organization_id=access.organization_id,
+        projects=count,
+        amount_due_cents=count * PRICE_PER_PROJECT_CENTS,
+        viewed_as=access.role,  # the caller's role key: "owner", "admin" or a custom one
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The SaaS example's own table: projects, each owned by one orgauth organization.
+"""The SaaS example's own table: projects, each owned by one orgauth organization, and the
+bill computed from them.
 
 The host's models live in SQLModel's shared metadata next to orgauth's, so foreign keys can
 name ``organizations.id`` and ``users.id``. The host's Alembic environment
@@ -15,6 +16,7 @@ from sqlmodel import Field, SQLModel
 import orgauth.models  # noqa: F401  (registers `organizations` and `users` for the foreign keys)
 
 PROJECT_NAME_MAX_LENGTH = 100
+PRICE_PER_PROJECT_CENTS = 900  # $9 per project and month
 
 
 class ProjectBase(SQLModel):
@@ -46,3 +48,12 @@ class ProjectPublic(ProjectBase):
     id: uuid.UUID
     organization_id: uuid.UUID
     created_by: uuid.UUID | None
+
+
+class Billing(SQLModel):
+    """An organization's bill for this month (computed, not stored)."""
+
+    organization_id: uuid.UUID
+    projects: int
+    amount_due_cents: int
+    viewed_as: str | None = Field(description="The caller's role key in the organization.")

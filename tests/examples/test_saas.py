@@ -1,5 +1,6 @@
-"""examples/saas: organization-scoped projects guarded by ``require_org_role``, with the
-host's own table and migrations next to orgauth's. Tenants are isolated: a user of one
+"""examples/saas: organization-scoped projects guarded by ``require_org_permission`` and
+``require_org_role``, a billing route for the host's own ``billing:manage`` permission, and
+the host's own table and migrations next to orgauth's. Tenants are isolated: a user of one
 organization cannot see, create or delete another's projects."""
 
 import os
@@ -29,6 +30,7 @@ from tests.embedding.helpers import (
     running,
     sign_up,
 )
+from tests.support.http import API
 
 APP_FILE = ROOT / "examples" / "saas" / "app.py"
 
@@ -68,6 +70,15 @@ class Tenant:
     @property
     def projects(self) -> str:
         return f"/orgs/{self.id}/projects"
+
+    @property
+    def billing(self) -> str:
+        return f"/orgs/{self.id}/billing"
+
+    @property
+    def api(self) -> str:
+        """orgauth's own routes for this organization."""
+        return f"{API}/organizations/{self.id}"
 
 
 async def make_tenant(client: httpx.AsyncClient, name: str) -> Tenant:
@@ -132,9 +143,10 @@ async def test_admin_deletes_a_project(client: httpx.AsyncClient) -> None:
 async def test_anonymous_callers_get_401(client: httpx.AsyncClient) -> None:
     acme = await make_tenant(client, "Acme")
 
-    response = await client.get(acme.projects)
+    for path in (acme.projects, acme.billing):
+        response = await client.get(path)
 
-    assert (response.status_code, error_code(response)) == (401, "NOT_AUTHENTICATED")
+        assert (response.status_code, error_code(response)) == (401, "NOT_AUTHENTICATED")
 
 
 @pytest.mark.parametrize(
@@ -148,6 +160,106 @@ async def test_invalid_or_unknown_fields_are_422(
     response = await client.post(acme.projects, json=body, headers=acme.admin.headers)
 
     assert response.status_code == 422
+
+
+# --- the app's permissions and a custom role (README: "A custom role for billing") ----------
+
+BILLING_ROLE = {
+    "key": "billing",
+    "name": "Billing",
+    "permissions": ["organization:read", "billing:manage"],
+}
+
+
+async def test_catalog_lists_the_apps_permissions(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+
+    response = await client.get(f"{acme.api}/permissions", headers=acme.member.headers)
+
+    assert response.status_code == 200, response.text
+    host = {p["key"]: p for p in response.json() if not p["built_in"]}
+    assert host == {
+        "billing:manage": {
+            "key": "billing:manage",
+            "description": "Manage billing and invoices",
+            "built_in": False,
+        },
+        "projects:read": {
+            "key": "projects:read",
+            "description": "List the organization's projects",
+            "built_in": False,
+        },
+    }
+
+
+async def test_custom_billing_role_reaches_the_billing_route(client: httpx.AsyncClient) -> None:
+    """The README's story: the owner creates `billing`, gives it to a teammate; the teammate
+    sees the bill, a plain member gets 403, an outsider 404."""
+    acme = await make_tenant(client, "Acme")
+    teammate, outsider = await sign_up(client), await sign_up(client)
+    await create_project(client, acme, "Apollo")
+
+    role = await client.post(f"{acme.api}/roles", json=BILLING_ROLE, headers=acme.owner.headers)
+    added = await client.post(
+        f"{acme.api}/members",
+        json={"email": teammate.email, "role": "billing"},
+        headers=acme.owner.headers,
+    )
+    by_teammate = await client.get(acme.billing, headers=teammate.headers)
+    by_owner = await client.get(acme.billing, headers=acme.owner.headers)
+    by_admin = await client.get(acme.billing, headers=acme.admin.headers)
+    by_member = await client.get(acme.billing, headers=acme.member.headers)
+    by_outsider = await client.get(acme.billing, headers=outsider.headers)
+    teammate_projects = await client.get(acme.projects, headers=teammate.headers)
+
+    assert role.status_code == 201, role.text
+    assert role.json()["permissions"] == ["billing:manage", "organization:read"]
+    assert role.json()["built_in"] is False
+    assert added.status_code == 201, added.text
+    assert added.json()["role"] == "billing"
+    assert by_teammate.status_code == 200, by_teammate.text
+    assert by_teammate.json() == {
+        "organization_id": str(acme.id),
+        "projects": 1,
+        "amount_due_cents": 900,
+        "viewed_as": "billing",
+    }
+    assert (by_owner.status_code, by_owner.json()["viewed_as"]) == (200, "owner")
+    assert (by_admin.status_code, by_admin.json()["viewed_as"]) == (200, "admin")
+    assert (by_member.status_code, error_code(by_member)) == (403, "INSUFFICIENT_ROLE")
+    assert (by_outsider.status_code, error_code(by_outsider)) == (404, "ORGANIZATION_NOT_FOUND")
+    # The role holds billing:manage only, not the members' projects:read.
+    assert (teammate_projects.status_code, error_code(teammate_projects)) == (
+        403,
+        "INSUFFICIENT_ROLE",
+    )
+
+
+async def test_role_changes_apply_on_the_next_request(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant(client, "Acme")
+    created = await client.post(f"{acme.api}/roles", json=BILLING_ROLE, headers=acme.owner.headers)
+    assert created.status_code == 201, created.text
+    member = f"{acme.api}/members/{acme.member.id}"
+
+    promoted = await client.patch(member, json={"role": "billing"}, headers=acme.owner.headers)
+    as_billing = await client.get(acme.billing, headers=acme.member.headers)
+    demoted = await client.patch(member, json={"role": "member"}, headers=acme.owner.headers)
+    as_member = await client.get(acme.billing, headers=acme.member.headers)
+
+    assert promoted.status_code == demoted.status_code == 200
+    assert as_billing.status_code == 200, as_billing.text
+    assert (as_member.status_code, error_code(as_member)) == (403, "INSUFFICIENT_ROLE")
+
+
+async def test_billing_of_another_tenant_is_a_404(client: httpx.AsyncClient) -> None:
+    acme, globex = await make_tenant(client, "Acme"), await make_tenant(client, "Globex")
+    await create_project(client, globex, "Secret plan")
+
+    response = await client.get(globex.billing, headers=acme.owner.headers)
+    own = await client.get(acme.billing, headers=acme.owner.headers)
+
+    assert (response.status_code, error_code(response)) == (404, "ORGANIZATION_NOT_FOUND")
+    assert own.json()["projects"] == 0
 
 
 # --- isolation between organizations -------------------------------------------------------
@@ -212,7 +324,7 @@ def test_runs_as_a_script_from_any_directory(tmp_path: Path, database_url: str) 
     environment.pop("PYTHONPATH", None)
     code = (
         f"import runpy; app = runpy.run_path({str(APP_FILE)!r}, run_name='example')['app']; "
-        "print(sorted(r.path for r in app.routes if 'projects' in getattr(r, 'path', '')))"
+        "print(sorted(r.path for r in app.routes if '/orgs/' in getattr(r, 'path', '')))"
     )
 
     result = subprocess.run(
@@ -227,3 +339,4 @@ def test_runs_as_a_script_from_any_directory(tmp_path: Path, database_url: str) 
 
     assert result.returncode == 0, result.stderr
     assert "/orgs/{org_id}/projects" in result.stdout
+    assert "/orgs/{org_id}/billing" in result.stdout
