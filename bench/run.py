@@ -7,6 +7,8 @@ route and a bare app that only verifies a JWT (uvicorn, no access log). Prints a
 table (requests/s, p50/p99 and their ratio, logins against raw bcrypt on the same core,
 peak RSS) per database and writes it to ``bench/results-<database>.md``. Needs ``wrk``
 (Debian package) and, for PostgreSQL, a server reachable at ``--postgres-url``.
+``--only roles`` runs ``bench/roles.py`` instead (custom against built-in roles); ``--only``
+is repeatable.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench-correct-horse-battery-staple"
@@ -80,12 +84,22 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server at {url} did not become ready")
 
 
-def post_json(url: str, body: dict[str, object]) -> dict[str, object]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
+def request_json(
+    url: str, body: dict[str, object] | None = None, *, method: str = "POST", token: str = ""
+) -> Any:
+    """One JSON request (a bearer token if given), its decoded body; raises on non-2xx."""
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=30) as response:
-        return dict(json.loads(response.read()))
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def post_json(url: str, body: dict[str, object]) -> dict[str, object]:
+    return dict(request_json(url, body))
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -281,6 +295,28 @@ def prepare_database(kind: str, postgres_url: str, workdir: Path) -> tuple[str, 
     return url, name
 
 
+def production_env(url: str, workdir: Path, rounds: int) -> dict[str, str]:
+    """Production, as deployed: the production defaults otherwise (LOG_LEVEL=INFO, JSON
+    lines, the access log); only the rate limits are off, or the load would be refused."""
+    return {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "BCRYPT_ROUNDS": str(rounds),
+        "RATE_LIMIT_ENABLED": "false",
+        "EMAIL_BACKEND": "file",
+        "EMAIL_FILE_DIR": str(workdir / "mail"),
+    }
+
+
+def drop_database(postgres_url: str, name: str | None) -> None:
+    if name:
+        subprocess.run(
+            ["psql", postgres_url, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+            check=False,
+        )
+
+
 @dataclass
 class DatabaseRun:
     results: list[Result]
@@ -303,17 +339,7 @@ def saturate(
 def run_database(kind: str, args: argparse.Namespace) -> DatabaseRun:
     workdir = Path(tempfile.mkdtemp(prefix="orgauth-bench-"))
     url, pg_name = prepare_database(kind, args.postgres_url, workdir)
-    # Production, as deployed: the production defaults otherwise (LOG_LEVEL=INFO, JSON
-    # lines, the access log); only the rate limits are off, or the load would be refused.
-    env = {
-        "ENVIRONMENT": "production",
-        "DATABASE_URL": url,
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "BCRYPT_ROUNDS": str(args.rounds),
-        "RATE_LIMIT_ENABLED": "false",
-        "EMAIL_BACKEND": "file",
-        "EMAIL_FILE_DIR": str(workdir / "mail"),
-    }
+    env = production_env(url, workdir, args.rounds)
     results: list[Result] = []
     d = args.duration
     server = Server.orgauth(env, workdir)
@@ -385,16 +411,7 @@ def run_database(kind: str, args: argparse.Namespace) -> DatabaseRun:
         )
     finally:
         rss = server.stop()
-        if pg_name:
-            subprocess.run(
-                [
-                    "psql",
-                    args.postgres_url,
-                    "-qc",
-                    f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)',
-                ],
-                check=False,
-            )
+        drop_database(args.postgres_url, pg_name)
     log = server.log.read_text(encoding="utf-8", errors="replace")
     return DatabaseRun(results, rss, bcrypt_rate, log.count('"logger": "uvicorn.access"'))
 
@@ -501,19 +518,50 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=12, help="BCRYPT_ROUNDS for the run (production: >= 12)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="scenario set to run (repeatable); default: "
+        + ", ".join(sorted(n for n, (_, default) in SCENARIOS.items() if default)),
+    )
     args = parser.parse_args()
     if args.rounds < MIN_PRODUCTION_ROUNDS:
         parser.error(f"--rounds must be at least {MIN_PRODUCTION_ROUNDS}: the run is production")
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
+    only = args.only or [name for name, (_, default) in SCENARIOS.items() if default]
+    for name in sorted(set(only), key=list(SCENARIOS).index):
+        SCENARIOS[name][0](args)
+
+
+def run_http(args: argparse.Namespace) -> None:
+    """The main scenarios and their budgets, ``bench/results-<database>.md``."""
     ceilings = run_ceilings(args)
     help_seconds = help_time()
-    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    for kind in kinds:
+    for kind in database_kinds(args):
         run = run_database(kind, args)
         table = render(kind, run, ceilings, args.rounds, help_seconds)
         (HERE / f"results-{kind}.md").write_text(table)
         print(table)
+
+
+def run_roles(args: argparse.Namespace) -> None:
+    """Custom against built-in roles (``bench/roles.py``), ``bench/results-<database>-roles.md``."""
+    import roles  # bench/roles.py, next to this file
+
+    roles.run(args)
+
+
+def database_kinds(args: argparse.Namespace) -> list[str]:
+    return ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+
+
+#: ``--only`` names: (runner, part of the default run).
+SCENARIOS: dict[str, tuple[Callable[[argparse.Namespace], None], bool]] = {
+    "http": (run_http, True),
+    "roles": (run_roles, False),
+}
 
 
 if __name__ == "__main__":
