@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import orgauth
 from orgauth import Membership, OrgAccess, OrgAuth, OrgPermission
 from tests.support.orgs import API, PEER, Factory, RoledOrg, assert_error
+from tests.support.roles import create_role, set_member_role
 from tests.support.settings import make_settings
 
 HOST_PERMISSIONS = [
@@ -106,26 +107,6 @@ async def org(factory: Factory) -> RoledOrg:
     return await factory.roled_org()
 
 
-async def _custom_role(
-    client: httpx.AsyncClient, org: RoledOrg, key: str, permissions: list[str]
-) -> None:
-    response = await client.post(
-        f"{org.url}/roles",
-        json={"key": key, "name": key.title(), "permissions": permissions},
-        headers=org.owner.headers,
-    )
-    assert response.status_code == 201, response.text
-
-
-async def _give_role(
-    client: httpx.AsyncClient, org: RoledOrg, user_id: uuid.UUID, role: str
-) -> None:
-    response = await client.patch(
-        org.member_url(user_id), json={"role": role}, headers=org.owner.headers
-    )
-    assert response.status_code == 200, response.text
-
-
 # --- who passes ---------------------------------------------------------------------------
 
 
@@ -193,8 +174,8 @@ async def test_a_superuser_who_is_not_a_member_holds_everything_as_owner(
 async def test_a_custom_role_holding_the_permission_passes(
     host_client: httpx.AsyncClient, org: RoledOrg
 ) -> None:
-    await _custom_role(host_client, org, "billing", ["billing:manage"])
-    await _give_role(host_client, org, org.member.id, "billing")
+    await create_role(host_client, org, "billing", ["billing:manage"])
+    await set_member_role(host_client, org, org.member.id, "billing")
 
     response = await host_client.get(f"/orgs/{org.id}/billing", headers=org.member.headers)
 
@@ -209,8 +190,8 @@ async def test_a_custom_role_holding_the_permission_passes(
 async def test_a_permission_taken_from_the_role_is_refused_on_the_next_request(
     host_client: httpx.AsyncClient, org: RoledOrg
 ) -> None:
-    await _custom_role(host_client, org, "billing", ["billing:manage"])
-    await _give_role(host_client, org, org.member.id, "billing")
+    await create_role(host_client, org, "billing", ["billing:manage"])
+    await set_member_role(host_client, org, org.member.id, "billing")
     assert (await host_client.get(f"/orgs/{org.id}/billing", headers=org.member.headers)).is_success
 
     edited = await host_client.patch(
@@ -230,8 +211,8 @@ async def test_require_org_role_passes_a_custom_role_holding_every_permission_of
 ) -> None:
     admins = await host_client.get(f"{org.url}/roles", headers=org.owner.headers)
     admin_permissions = next(r for r in admins.json() if r["key"] == "admin")["permissions"]
-    await _custom_role(host_client, org, "deputy", admin_permissions)
-    await _give_role(host_client, org, org.member.id, "deputy")
+    await create_role(host_client, org, "deputy", admin_permissions)
+    await set_member_role(host_client, org, org.member.id, "deputy")
 
     for path in ("admin-area", "app-admin-area"):
         response = await host_client.get(f"/orgs/{org.id}/{path}", headers=org.member.headers)
@@ -244,8 +225,8 @@ async def test_require_org_role_refuses_a_custom_role_missing_one_permission(
 ) -> None:
     admins = await host_client.get(f"{org.url}/roles", headers=org.owner.headers)
     admin_permissions = next(r for r in admins.json() if r["key"] == "admin")["permissions"]
-    await _custom_role(host_client, org, "almost", admin_permissions[1:])
-    await _give_role(host_client, org, org.member.id, "almost")
+    await create_role(host_client, org, "almost", admin_permissions[1:])
+    await set_member_role(host_client, org, org.member.id, "almost")
 
     for path in ("admin-area", "app-admin-area"):
         response = await host_client.get(f"/orgs/{org.id}/{path}", headers=org.member.headers)

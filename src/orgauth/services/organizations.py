@@ -542,17 +542,19 @@ async def update_organization(
                 .values(**changes, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-        await db.commit()
     except IntegrityError:
         await db.rollback()
         raise slug_taken() from None
+    # Answers are read under the lock: after the commit another change may already be in.
+    view = await get_organization(db, actor, org_id)
+    await db.commit()
     audit(
         "organization.updated",
         actor_id=actor.user_id,
         organization_id=org_id,
         fields=",".join(sorted(changes)),
     )
-    return await get_organization(db, actor, org_id)
+    return view
 
 
 async def delete_organization(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> None:
@@ -585,10 +587,12 @@ async def add_member(
     target = await _find_user(db, user_id=user_id, email=email)
     db.add(Membership(organization_id=org_id, user_id=target, role=role, joined_at=utcnow()))
     try:
-        await db.commit()  # the primary key answers "already a member"
+        await db.flush()  # the primary key answers "already a member"
     except IntegrityError:
         await db.rollback()
         raise already_member() from None
+    member = await _member_view(db, actor.catalog, org_id, target)
+    await db.commit()
     audit(
         "member.added",
         actor_id=actor.user_id,
@@ -597,7 +601,7 @@ async def add_member(
         role=role,
     )
     await hooks.after_member_added(org_id, target, role)
-    return await _member_view(db, actor.catalog, org_id, target)
+    return member
 
 
 async def _find_user(
@@ -637,6 +641,7 @@ async def change_role(
             .values(role=role)
             .execution_options(synchronize_session=False)
         )
+    member = await _member_view(db, actor.catalog, org_id, user_id)
     await db.commit()
     audit(
         "member.role_changed",
@@ -646,7 +651,7 @@ async def change_role(
         old_role=current,
         new_role=role,
     )
-    return await _member_view(db, actor.catalog, org_id, user_id)
+    return member
 
 
 async def remove_member(

@@ -112,11 +112,12 @@ async def list_roles(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> list[
         )
         for key, name in BUILT_IN_ROLE_NAMES.items()
     ]
-    custom = await db.scalars(
-        select(OrganizationRole)
-        .where(col(OrganizationRole.organization_id) == org_id)
-        .order_by(col(OrganizationRole.key))
+    rows = await db.scalars(
+        select(OrganizationRole).where(col(OrganizationRole.organization_id) == org_id)
     )
+    # Sorted here, not by ORDER BY: the database's collation (an English one puts "a_b"
+    # before "a-b" and "a1") would make the order differ between databases.
+    custom = sorted(rows, key=lambda row: row.key)
     return built_in + [_custom_view(actor, row, counts.get(row.key, 0)) for row in custom]
 
 
@@ -238,6 +239,11 @@ async def update_role(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    # Read the answer while the organization lock is still held: after the commit a
+    # concurrent update may already have replaced this one.
+    await db.refresh(row)
+    counts = await _member_counts(db, org_id)
+    view = _custom_view(actor, row, counts.get(key, 0))
     await db.commit()
     audit(
         "role.updated",
@@ -246,9 +252,7 @@ async def update_role(
         role=key,
         fields=",".join(sorted(changes)),
     )
-    await db.refresh(row)
-    counts = await _member_counts(db, org_id)
-    return _custom_view(actor, row, counts.get(key, 0))
+    return view
 
 
 async def delete_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: str) -> None:

@@ -1,0 +1,232 @@
+"""Every ``/organizations/{org_id}…`` route, for every kind of caller, against the permission
+table of docs/API.md.
+
+The routes are discovered from the app, and the table below must name exactly those: a new
+organization route fails this module until someone writes down who may call it. The
+statuses are written out by hand, not derived from the permission module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from orgauth.models import OrgRole
+from tests.support.orgs import API, Account, Factory, RoledOrg, assert_error
+from tests.support.roles import role_rows
+
+PREFIX = f"{API}/organizations/{{org_id}}"
+ACTORS = ("owner", "admin", "member", "reader", "superuser", "outsider")
+DENIED = (403, "INSUFFICIENT_ROLE")
+HIDDEN = (404, "ORGANIZATION_NOT_FOUND")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A roled organization, plus a member holding a custom role with only
+    ``organization:read``, a target member, a candidate who is not in it, an unheld spare
+    custom role and a superuser who is not a member."""
+
+    org: RoledOrg
+    reader: Account
+    target: Account
+    candidate: Account
+    superuser: Account
+
+    def actor(self, name: str) -> Account:
+        if name == "reader":
+            return self.reader
+        if name == "superuser":
+            return self.superuser
+        if name == "outsider":
+            return self.org.outsider
+        return self.org.by_role(name)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One call of a route: the concrete path suffix, a body, and the expected outcome
+    for each actor (a status, or a status and error code)."""
+
+    path: Callable[[Scene], str]
+    expected: dict[str, int | tuple[int, str]]
+    body: Callable[[Scene], dict[str, Any]] | None = None
+
+
+def _everyone(status: int) -> dict[str, int | tuple[int, str]]:
+    return {
+        "owner": status,
+        "admin": status,
+        "member": status,
+        "reader": status,
+        "superuser": status,
+        "outsider": HIDDEN,
+    }
+
+
+def _managers(status: int) -> dict[str, int | tuple[int, str]]:
+    """Owners, admins and superusers; members and the reader are refused."""
+    return {
+        "owner": status,
+        "admin": status,
+        "member": DENIED,
+        "reader": DENIED,
+        "superuser": status,
+        "outsider": HIDDEN,
+    }
+
+
+#: (method, route template) -> the call. Ordered so that each actor can walk them in turn
+#: on one organization: the organization itself is deleted last.
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", ""): Route(lambda s: "", _everyone(200)),
+    ("GET", "/members"): Route(
+        lambda s: "/members",
+        {
+            "owner": 200,
+            "admin": 200,
+            "member": 200,
+            "reader": DENIED,
+            "superuser": 200,
+            "outsider": HIDDEN,
+        },
+    ),
+    ("GET", "/roles"): Route(lambda s: "/roles", _everyone(200)),
+    ("GET", "/permissions"): Route(lambda s: "/permissions", _everyone(200)),
+    ("PATCH", ""): Route(lambda s: "", _managers(200), lambda s: {"name": "Walked"}),
+    ("POST", "/members"): Route(
+        lambda s: "/members",
+        _managers(201),
+        lambda s: {"user_id": str(s.candidate.id), "role": "member"},
+    ),
+    ("PATCH", "/members/{user_id}"): Route(
+        lambda s: f"/members/{s.target.id}", _managers(200), lambda s: {"role": "admin"}
+    ),
+    ("DELETE", "/members/{user_id}"): Route(lambda s: f"/members/{s.target.id}", _managers(204)),
+    ("POST", "/roles"): Route(
+        lambda s: "/roles",
+        _managers(201),
+        lambda s: {"key": "walker", "name": "Walker", "permissions": ["organization:read"]},
+    ),
+    ("PATCH", "/roles/{role_key}"): Route(
+        lambda s: "/roles/spare", _managers(200), lambda s: {"name": "Spare part"}
+    ),
+    ("DELETE", "/roles/{role_key}"): Route(lambda s: "/roles/spare", _managers(204)),
+    ("DELETE", ""): Route(
+        lambda s: "",
+        {
+            "owner": 204,
+            "admin": DENIED,
+            "member": DENIED,
+            "reader": DENIED,
+            "superuser": 204,
+            "outsider": HIDDEN,
+        },
+    ),
+}
+
+
+def organization_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, template after /organizations/{org_id}) of every route the app serves."""
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        path = route.path
+        if not path or not (path == PREFIX or path.startswith(f"{PREFIX}/")):
+            continue
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, path.removeprefix(PREFIX)))
+    return found
+
+
+def test_the_table_names_every_organization_route(app: FastAPI) -> None:
+    assert organization_routes(app) == set(ROUTES)
+    assert all(set(route.expected) == set(ACTORS) for route in ROUTES.values())
+
+
+@pytest.fixture
+async def scene(client: httpx.AsyncClient, factory: Factory, roled_org: RoledOrg) -> Scene:
+    for key, permissions in (("reader", ["organization:read"]), ("spare", ["organization:read"])):
+        response = await client.post(
+            f"{roled_org.url}/roles",
+            json={"key": key, "name": key.title(), "permissions": permissions},
+            headers=roled_org.owner.headers,
+        )
+        assert response.status_code == 201, response.text
+    reader = await factory.account()
+    await factory.add_membership(roled_org.id, reader.id, "reader")
+    target = await factory.account()
+    await factory.add_membership(roled_org.id, target.id, OrgRole.MEMBER)
+    return Scene(roled_org, reader, target, await factory.account(), await factory.superuser())
+
+
+async def _state(factory: Factory, org_id: uuid.UUID) -> tuple[Any, ...]:
+    """What a refused call must leave alone: memberships, the organization, its roles."""
+    return (
+        await factory.roles(org_id),
+        await factory.organization_row(org_id),
+        await role_rows(factory.engine, org_id),
+    )
+
+
+def _outcome(response: httpx.Response) -> int | tuple[int, str]:
+    if response.status_code < 400:
+        return response.status_code
+    return response.status_code, response.json()["detail"]["code"]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_every_organization_route_answers_each_actor_as_documented(
+    client: httpx.AsyncClient, factory: Factory, scene: Scene, actor: str
+) -> None:
+    caller = scene.actor(actor)
+    mismatches = []
+    for (method, template), route in ROUTES.items():
+        before = await _state(factory, scene.org.id)
+        response = await client.request(
+            method,
+            f"{scene.org.url}{route.path(scene)}",
+            json=route.body(scene) if route.body else None,
+            headers=caller.headers,
+        )
+        expected = route.expected[actor]
+        got = _outcome(response)
+        if got != expected:
+            mismatches.append((method, template, expected, got, response.text[:200]))
+        elif isinstance(expected, tuple):
+            assert await _state(factory, scene.org.id) == before, (method, template)
+    assert mismatches == []
+
+
+async def test_every_organization_route_is_404_for_an_organization_that_does_not_exist(
+    client: httpx.AsyncClient, scene: Scene
+) -> None:
+    missing = f"{API}/organizations/{uuid.uuid4()}"
+    for caller in (scene.org.owner, scene.superuser):
+        for (method, _), route in ROUTES.items():
+            response = await client.request(
+                method,
+                f"{missing}{route.path(scene)}",
+                json=route.body(scene) if route.body else None,
+                headers=caller.headers,
+            )
+            assert _outcome(response) == HIDDEN, (method, route.path(scene), response.text)
+
+
+async def test_every_organization_route_is_401_without_a_token(
+    client: httpx.AsyncClient, scene: Scene
+) -> None:
+    for (method, _), route in ROUTES.items():
+        response = await client.request(
+            method,
+            f"{scene.org.url}{route.path(scene)}",
+            json=route.body(scene) if route.body else None,
+        )
+        assert_error(response, 401, "NOT_AUTHENTICATED")
