@@ -289,17 +289,18 @@ async def _insert_membership(engine: AsyncEngine, seed: Seed, role: str) -> None
 async def test_upgrade_keeps_every_membership_and_its_role(engine: AsyncEngine) -> None:
     seed = await _seed_at_0002(engine)
 
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
 
     assert await migrate.current_revision(engine) == REVISION
     assert await _memberships(engine) == seed.memberships
     await _assert_other_rows_kept(engine, seed)
+    await migrate.upgrade(engine)  # the models describe the head, not this revision
     assert await migrate.schema_drift(engine) == []
 
 
 async def test_upgraded_database_stores_custom_roles(engine: AsyncEngine) -> None:
     seed = await _seed_at_0002(engine)
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
 
     custom = await _add_custom_role(engine, seed)
     await _insert_membership(engine, seed, LONGEST_ROLE)
@@ -319,7 +320,7 @@ async def test_upgraded_database_stores_custom_roles(engine: AsyncEngine) -> Non
 
 async def test_a_custom_role_key_is_unique_within_its_organization(engine: AsyncEngine) -> None:
     seed = await _seed_at_0002(engine)
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
     await _add_custom_role(engine, seed)
 
     with pytest.raises(IntegrityError):
@@ -332,7 +333,7 @@ async def test_a_custom_role_key_is_unique_within_its_organization(engine: Async
 async def test_downgrade_turns_custom_roles_into_members(engine: AsyncEngine) -> None:
     seed = await _seed_at_0002(engine)
     shape_at_0002 = await _members_shape(engine)
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
     organization, holder, _ = await _add_custom_role(engine, seed)
 
     await migrate.downgrade(engine, BEFORE)
@@ -347,7 +348,7 @@ async def test_downgrade_turns_custom_roles_into_members(engine: AsyncEngine) ->
 
 async def test_downgrade_restores_the_built_in_roles_check(engine: AsyncEngine) -> None:
     seed = await _seed_at_0002(engine)
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
     await _insert_membership(engine, seed, "bogus")  # allowed at 0003
 
     await migrate.downgrade(engine, BEFORE)
@@ -363,17 +364,18 @@ async def test_downgrade_restores_the_built_in_roles_check(engine: AsyncEngine) 
 async def test_round_trip_keeps_the_data_and_ends_clean_at_base(engine: AsyncEngine) -> None:
     seed = await _seed_at_0002(engine)
     shape_at_0002 = await _members_shape(engine)
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
     shape_at_0003 = await _members_shape(engine)
     await _add_custom_role(engine, seed)
     await migrate.downgrade(engine, BEFORE)
 
-    await migrate.upgrade(engine)
+    await migrate.upgrade(engine, REVISION)
 
     assert await migrate.current_revision(engine) == REVISION
     assert await _memberships(engine) == seed.memberships
     await _assert_other_rows_kept(engine, seed)
     assert await _members_shape(engine) == shape_at_0003 == shape_at_0002
+    await migrate.upgrade(engine)  # the models describe the head, not this revision
     assert await migrate.schema_drift(engine) == []
     async with engine.connect() as connection:
         assert (await connection.execute(select(func.count()).select_from(roles))).scalar() == 0

@@ -280,6 +280,9 @@ STRING_LENGTHS: list[tuple[str, str, int]] = [
     ("user_sessions", "revoked_reason", models.REASON_MAX_LENGTH),
     ("refresh_tokens", "token_hash", models.TOKEN_HASH_LENGTH),
     ("password_reset_tokens", "token_hash", models.TOKEN_HASH_LENGTH),
+    ("email_verification_tokens", "email", models.EMAIL_MAX_LENGTH),
+    ("email_verification_tokens", "purpose", models.TOKEN_PURPOSE_MAX_LENGTH),
+    ("email_verification_tokens", "token_hash", models.TOKEN_HASH_LENGTH),
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -43,6 +44,7 @@ from orgauth.lengths import (
     ROLE_NAME_MAX_LENGTH,
     SLUG_MAX_LENGTH,
     TOKEN_HASH_LENGTH,
+    TOKEN_PURPOSE_MAX_LENGTH,
     USER_AGENT_MAX_LENGTH,
 )
 from orgauth.roles import OrgRole as OrgRole  # re-exported: orgauth.models.OrgRole
@@ -113,6 +115,12 @@ class User(SQLModel, table=True):
         default_factory=utcnow, sa_type=UTCDateTime, nullable=False
     )
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    email_verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+    @property
+    def email_verified(self) -> bool:
+        """True exactly when the current address has been proven (or vouched for)."""
+        return self.email_verified_at is not None
 
 
 class UserSession(SQLModel, table=True):
@@ -252,6 +260,48 @@ class PasswordResetToken(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
+class EmailVerificationToken(SQLModel, table=True):
+    """A single-use token proving ``email`` (``purpose`` ``verify``; ``change`` is for the
+    email-change flow), stored only as its SHA-256 hash."""
+
+    __tablename__: ClassVar[str] = "email_verification_tokens"
+    __table_args__ = (
+        Index("ix_email_verification_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_email_verification_tokens_user_id", "user_id"),
+        CheckConstraint(
+            "purpose IN ('verify', 'change')", name="ck_email_verification_tokens_purpose"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("users.id", name="fk_email_verification_tokens_user_id")
+    )
+    email: str = Field(sa_column=Column(String(EMAIL_MAX_LENGTH), nullable=False))
+    purpose: str = Field(sa_column=Column(String(TOKEN_PURPOSE_MAX_LENGTH), nullable=False))
+    session_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            Uuid(),
+            ForeignKey(
+                "user_sessions.id",
+                ondelete="SET NULL",
+                name="fk_email_verification_tokens_session_id",
+            ),
+            nullable=True,
+        ),
+    )
+    token_hash: str = Field(sa_column=Column(String(TOKEN_HASH_LENGTH), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+#: ``EmailVerificationToken.purpose``: prove the account's current address, or a new one.
+PURPOSE_VERIFY = "verify"
+PURPOSE_CHANGE = "change"
+
+
 ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     User,
     UserSession,
@@ -260,6 +310,7 @@ ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     Membership,
     OrganizationRole,
     PasswordResetToken,
+    EmailVerificationToken,
 )
 ORGAUTH_TABLES: frozenset[str] = frozenset(
     model.__table__.name  # type: ignore[attr-defined]

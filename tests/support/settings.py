@@ -21,6 +21,7 @@ TEST_SECRET_KEY = "test-only-signing-key-0123456789abcdefghijklmnop"
 TABLES_IN_DELETE_ORDER = (
     "refresh_tokens",
     "password_reset_tokens",
+    "email_verification_tokens",
     "organization_members",
     "organization_roles",
     "user_sessions",

@@ -1,9 +1,9 @@
-"""Access tokens (JWT), refresh tokens and reset tokens (opaque, stored hashed).
+"""Access tokens (JWT) and opaque tokens (refresh, reset, email verification; stored hashed).
 
 Access tokens are HS256 JWTs with header ``typ: at+jwt`` and exactly the claims
-``iss aud sub sid jti iat exp`` (no personal data). Refresh and reset tokens are random
-opaque strings with distinct prefixes, looked up only by their SHA-256 hash, so neither
-can ever be mistaken for an access token or for each other.
+``iss aud sub sid jti iat exp`` (no personal data). Opaque tokens are the prefix of their
+kind plus 256 random bits, looked up only by their SHA-256 hash; a value with another
+prefix is unknown, so no kind can ever be mistaken for an access token or for another.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ DEFAULT_LEEWAY_SECONDS = 10
 MAX_ACCESS_TOKEN_LENGTH = 2048
 REFRESH_TOKEN_PREFIX = "oa_rt_"
 RESET_TOKEN_PREFIX = "oa_pr_"
+VERIFICATION_TOKEN_PREFIX = "oa_ev_"
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 RESET_TOKEN_BYTES = 32  # 256 bits (at least 128 are needed)
+OPAQUE_TOKEN_BYTES = 32  # 256 bits, every opaque kind of SPEC §17.1
 MAX_OPAQUE_TOKEN_LENGTH = 256
 VERIFIED_CACHE_SIZE = 10_000
 
@@ -156,15 +158,33 @@ def new_reset_token() -> str:
     return RESET_TOKEN_PREFIX + secrets.token_urlsafe(RESET_TOKEN_BYTES)
 
 
-def refresh_token_hash(token: str) -> str | None:
-    """Hash of a well-formed refresh token, or None for anything else (incl. reset tokens)."""
-    if not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > MAX_OPAQUE_TOKEN_LENGTH:
+def new_verification_token() -> str:
+    """A fresh 256-bit single-use email verification token (``oa_ev_``)."""
+    return new_opaque_token(VERIFICATION_TOKEN_PREFIX)
+
+
+def new_opaque_token(prefix: str) -> str:
+    """``prefix`` + base64url (no padding) of 32 random bytes."""
+    return prefix + secrets.token_urlsafe(OPAQUE_TOKEN_BYTES)
+
+
+def opaque_token_hash(token: str, prefix: str) -> str | None:
+    """Hash of a well-formed token of the kind ``prefix``, or None for anything else."""
+    if not token.startswith(prefix) or len(token) > MAX_OPAQUE_TOKEN_LENGTH:
         return None
     return hash_token(token)
+
+
+def verification_token_hash(token: str) -> str | None:
+    """Hash of a well-formed verification token, or None (a reset token, for instance)."""
+    return opaque_token_hash(token, VERIFICATION_TOKEN_PREFIX)
+
+
+def refresh_token_hash(token: str) -> str | None:
+    """Hash of a well-formed refresh token, or None for anything else (incl. reset tokens)."""
+    return opaque_token_hash(token, REFRESH_TOKEN_PREFIX)
 
 
 def reset_token_hash(token: str) -> str | None:
     """Hash of a well-formed reset token, or None for anything else (incl. refresh tokens)."""
-    if not token.startswith(RESET_TOKEN_PREFIX) or len(token) > MAX_OPAQUE_TOKEN_LENGTH:
-        return None
-    return hash_token(token)
+    return opaque_token_hash(token, RESET_TOKEN_PREFIX)
