@@ -4,6 +4,8 @@
   backend (console, file or SMTP) for every email orgauth sends.
 * ``on_password_reset_requested``: the hook gets the reset link and token and sends the
   email itself, in the host's words; orgauth then sends nothing.
+* ``on_email_verification_requested``: the same for the verification link that follows a
+  sign-up (or ``POST /auth/verify-email/request``).
 * ``on_register``: a welcome email after each sign-up.
 
 Here the "provider" is an in-memory outbox that also logs each message; swap in your email
@@ -16,7 +18,14 @@ import logging
 
 from fastapi import FastAPI
 
-from orgauth import EmailMessage, OrgAuth, OrgAuthSettings, ResetDelivery, User
+from orgauth import (
+    EmailMessage,
+    OrgAuth,
+    OrgAuthSettings,
+    ResetDelivery,
+    User,
+    VerificationDelivery,
+)
 
 logger = logging.getLogger("example.email")
 if not logger.handlers:  # show the example's log lines however it is started
@@ -77,8 +86,20 @@ async def send_reset(delivery: ResetDelivery) -> None:
     )
 
 
+async def send_verification(delivery: VerificationDelivery) -> None:
+    """Runs after the response, like ``send_reset``; ``url`` carries the single-use token."""
+    await outbox.send(
+        EmailMessage(
+            to=delivery.email,
+            subject="Confirm your Example email address",
+            text=f"Please confirm your address for Example by opening\n\n{delivery.url}\n",
+        )
+    )
+
+
 auth.hooks.on_register.append(send_welcome)
 auth.hooks.on_password_reset_requested.append(send_reset)
+auth.hooks.on_email_verification_requested.append(send_verification)
 
 
 if __name__ == "__main__":

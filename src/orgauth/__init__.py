@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from orgauth.hooks import Hooks
     from orgauth.migrate import exclude_orgauth_tables
     from orgauth.models import (
+        EmailVerificationToken,
         Membership,
         Organization,
         OrganizationRole,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from orgauth.services.auth import ResetDelivery
     from orgauth.services.organizations import OrgAccess
     from orgauth.services.permissions import BUILT_IN_PERMISSIONS, OrgPermission
+    from orgauth.services.verification import VerificationDelivery
     from orgauth.settings import OrgAuthSettings, SettingsError
 
 _EXPORTS = {
@@ -50,6 +52,7 @@ _EXPORTS = {
     "Hooks": "orgauth.hooks",
     "exclude_orgauth_tables": "orgauth.migrate",
     "OrgAuth": "orgauth.extension",
+    "EmailVerificationToken": "orgauth.models",
     "Membership": "orgauth.models",
     "Organization": "orgauth.models",
     "OrganizationRole": "orgauth.models",
@@ -62,6 +65,7 @@ _EXPORTS = {
     "OrgAccess": "orgauth.services.organizations",
     "BUILT_IN_PERMISSIONS": "orgauth.services.permissions",
     "OrgPermission": "orgauth.services.permissions",
+    "VerificationDelivery": "orgauth.services.verification",
     "OrgAuthSettings": "orgauth.settings",
     "SettingsError": "orgauth.settings",
 }
@@ -70,6 +74,7 @@ __all__ = [
     "BUILT_IN_PERMISSIONS",
     "EmailMessage",
     "EmailSender",
+    "EmailVerificationToken",
     "Hooks",
     "Membership",
     "OrgAccess",
@@ -85,6 +90,7 @@ __all__ = [
     "SettingsError",
     "User",
     "UserSession",
+    "VerificationDelivery",
     "__version__",
     "create_app",
     "current_superuser",

@@ -258,6 +258,11 @@ def build_reset_url(frontend_url: str, token: str) -> str:
     return f"{frontend_url.rstrip('/')}/reset-password?token={quote(token, safe='')}"
 
 
+def build_verify_url(frontend_url: str, token: str) -> str:
+    """The email-verification link: always ``FRONTEND_URL``-based, never a request's Host."""
+    return f"{frontend_url.rstrip('/')}/verify-email?token={quote(token, safe='')}"
+
+
 def _describe_minutes(minutes: float) -> str:
     seconds = max(1, round(minutes * 60))
     if seconds % 3600 == 0:
@@ -295,6 +300,30 @@ def password_reset_message(*, to: str, reset_url: str, expires_minutes: float) -
     return EmailMessage(to=to, subject="Reset your password", text=text, html=html_body)
 
 
+def verification_message(*, to: str, verify_url: str, expires_hours: float) -> EmailMessage:
+    """The ``Verify your email address`` email for ``to`` with the link ``verify_url``."""
+    if not verify_url.startswith(("https://", "http://")):
+        raise ValueError("verify_url must be an http(s) URL")
+    lifetime = _describe_minutes(expires_hours * 60)
+    text = (
+        "Please confirm that this email address belongs to your account.\n\n"
+        f"Open this link within {lifetime}:\n\n"
+        f"{verify_url}\n\n"
+        "The link works once. If you did not create an account, ignore this email.\n"
+    )
+    link = html.escape(verify_url, quote=True)
+    html_body = (
+        "<!DOCTYPE html>\n<html><body>\n"
+        "<p>Please confirm that this email address belongs to your account.</p>\n"
+        f"<p>Open this link within {lifetime}:</p>\n"
+        f'<p><a href="{link}">Verify your email address</a></p>\n'
+        f"<p>Or copy this address into your browser:<br>{link}</p>\n"
+        "<p>The link works once. If you did not create an account, ignore this email.</p>\n"
+        "</body></html>\n"
+    )
+    return EmailMessage(to=to, subject="Verify your email address", text=text, html=html_body)
+
+
 __all__ = [
     "ConsoleEmailSender",
     "EmailDeliveryError",
@@ -305,6 +334,8 @@ __all__ = [
     "SmtpTlsMode",
     "build_mime_message",
     "build_reset_url",
+    "build_verify_url",
     "create_email_sender",
     "password_reset_message",
+    "verification_message",
 ]

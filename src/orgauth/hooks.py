@@ -17,6 +17,7 @@ from orgauth.models import User
 
 if TYPE_CHECKING:
     from orgauth.services.auth import ResetDelivery
+    from orgauth.services.verification import VerificationDelivery
 
 logger = logging.getLogger("orgauth.hooks")
 
@@ -25,6 +26,7 @@ UserHook = Callable[[User], Awaitable[None]]
 #: None on removal)
 MemberHook = Callable[[uuid.UUID, uuid.UUID, str | None], Awaitable[None]]
 ResetHook = Callable[["ResetDelivery"], Awaitable[None]]
+VerificationHook = Callable[["VerificationDelivery"], Awaitable[None]]
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Hooks:
     on_member_removed: list[MemberHook] = field(default_factory=list)
     # When any is registered, orgauth does not send the reset email itself.
     on_password_reset_requested: list[ResetHook] = field(default_factory=list)
+    # When any is registered, orgauth does not send the verification email itself.
+    on_email_verification_requested: list[VerificationHook] = field(default_factory=list)
 
     async def _run(self, name: str, callbacks: list[Any], *arguments: Any) -> None:
         for callback in callbacks:
@@ -70,4 +74,13 @@ class Hooks:
         if not self.on_password_reset_requested:
             return False
         await self._run("password_reset_requested", self.on_password_reset_requested, delivery)
+        return True
+
+    async def email_verification_requested(self, delivery: VerificationDelivery) -> bool:
+        """Run verification hooks; True when a hook took over sending the email."""
+        if not self.on_email_verification_requested:
+            return False
+        await self._run(
+            "email_verification_requested", self.on_email_verification_requested, delivery
+        )
         return True

@@ -50,6 +50,7 @@ MAX_LIFETIME_DAYS = 3650
 MAX_LIFETIME_MINUTES = MAX_LIFETIME_DAYS * 24 * 60
 LifetimeDays = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS)]
 LifetimeMinutes = Annotated[float, Field(gt=0, le=MAX_LIFETIME_MINUTES)]
+MAX_EMAIL_VERIFY_EXPIRE_HOURS = 720
 
 
 class SettingsError(ValueError):
@@ -159,6 +160,9 @@ class OrgAuthSettings(BaseSettings):
     rate_limit_refresh: str = "30/minute"
     rate_limit_password_reset: str = "5/hour"
     rate_limit_password_change: str = "5/15 minutes"
+    rate_limit_verify_email: str = "5/hour"
+    # One counter per IP for every route that redeems an emailed or one-time token.
+    rate_limit_token_confirm: str = "30/minute"
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     allow_registration: bool = True
@@ -177,6 +181,8 @@ class OrgAuthSettings(BaseSettings):
     email_from: str = "orgauth <no-reply@localhost>"
     frontend_url: str = "http://localhost:3000"
     password_reset_expire_minutes: LifetimeMinutes = 60
+    email_verify_expire_hours: float = Field(default=48, gt=0, le=MAX_EMAIL_VERIFY_EXPIRE_HOURS)
+    require_verified_email: bool = False
     session_prune_interval_seconds: float = Field(default=3600, ge=0, le=7 * 24 * 3600)
 
     log_level: LogLevel = "INFO"
@@ -279,6 +285,8 @@ class OrgAuthSettings(BaseSettings):
         "rate_limit_refresh",
         "rate_limit_password_reset",
         "rate_limit_password_change",
+        "rate_limit_verify_email",
+        "rate_limit_token_confirm",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

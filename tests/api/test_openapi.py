@@ -23,6 +23,8 @@ EXPECTED = {
     ("post", "/api/v1/auth/logout-all"): "auth_logout_all",
     ("post", "/api/v1/auth/password-reset/request"): "auth_request_password_reset",
     ("post", "/api/v1/auth/password-reset/confirm"): "auth_confirm_password_reset",
+    ("post", "/api/v1/auth/verify-email/request"): "auth_request_email_verification",
+    ("post", "/api/v1/auth/verify-email/confirm"): "auth_confirm_email_verification",
     ("post", "/api/v1/organizations"): "organizations_create",
     ("get", "/api/v1/organizations/me"): "organizations_list_mine",
     ("get", "/api/v1/organizations/{org_id}"): "organizations_get",

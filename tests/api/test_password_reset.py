@@ -19,6 +19,7 @@ from tests.support.http import (
     API,
     OTHER_PASSWORD,
     PASSWORD,
+    RESET_SUBJECT,
     ClientFactory,
     UserFactory,
     assert_error,
@@ -80,7 +81,7 @@ async def test_request_answers_identically_for_known_unknown_and_inactive(
         assert response.status_code == 202
         assert response.json() == responses[0].json()
         assert set(response.json()) == {"message"}
-    recipients = [message["To"] for message in read_emails(email_dir)]
+    recipients = [message["To"] for message in read_emails(email_dir, RESET_SUBJECT)]
     assert recipients == [known.email, known.email]
 
 
@@ -103,7 +104,7 @@ async def test_request_sends_one_email_with_frontend_link_not_request_host(
     )
 
     assert response.status_code == 202
-    messages = read_emails(custom.email_dir)
+    messages = read_emails(custom.email_dir, RESET_SUBJECT)
     assert len(messages) == 1
     message = messages[0]
     assert message["To"] == address
@@ -404,7 +405,7 @@ async def test_request_does_the_same_work_for_known_and_unknown_emails_before_an
     # ...it happens afterwards: the lookup for both, the token only for the account.
     assert any("INSERT INTO password_reset_tokens" in s for s in seen["known"][1])
     assert not any("password_reset_tokens" in s for s in seen["unknown"][1])
-    assert len(read_emails(email_dir)) == 1
+    assert len(read_emails(email_dir, RESET_SUBJECT)) == 1
 
 
 async def test_reset_emails_to_one_account_are_limited_whatever_the_client_address(
@@ -422,7 +423,7 @@ async def test_reset_emails_to_one_account_are_limited_whatever_the_client_addre
         )
         assert response.status_code == 202
 
-    assert len(read_emails(custom.email_dir)) == 2
+    assert len(read_emails(custom.email_dir, RESET_SUBJECT)) == 2
 
 
 async def test_email_change_by_an_admin_kills_outstanding_reset_links(

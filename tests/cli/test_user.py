@@ -3,12 +3,13 @@ promotion of an existing account, and a clear refusal on an unmigrated database.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from orgauth.models import User
+from orgauth.models import User, utcnow
 from orgauth.security.passwords import hash_cost, verify_password_sync
 
 from .helpers import (
@@ -40,6 +41,7 @@ def test_creates_a_superuser_from_stdin(runner: CliRunner, migrated_url: str) ->
     [user] = fetch_all(migrated_url, User)
     assert user.email == EMAIL
     assert user.is_superuser
+    assert user.email_verified
     assert user.is_active
     assert user.hashed_password != STRONG_PASSWORD
     assert STRONG_PASSWORD not in user.hashed_password
@@ -143,13 +145,23 @@ def test_existing_user_is_promoted_and_keeps_the_password(
     )
     [user] = fetch_all(migrated_url, User)
     assert user.is_superuser
+    assert user.email_verified  # the operator vouched for the address (SPEC §17.4)
     assert user.hashed_password == "bcrypt-sha256$kept"
     assert user.first_name == "Al"
 
 
-def test_existing_superuser_is_left_unchanged(runner: CliRunner, migrated_url: str) -> None:
+def test_existing_verified_superuser_is_left_unchanged(
+    runner: CliRunner, migrated_url: str
+) -> None:
+    verified_at = utcnow() - timedelta(days=3)
     add_rows(
-        migrated_url, User(email=EMAIL, hashed_password="bcrypt-sha256$kept", is_superuser=True)
+        migrated_url,
+        User(
+            email=EMAIL,
+            hashed_password="bcrypt-sha256$kept",
+            is_superuser=True,
+            email_verified_at=verified_at,
+        ),
     )
 
     result = invoke(runner, "user", "create-superuser", "--email", EMAIL)
@@ -158,7 +170,26 @@ def test_existing_superuser_is_left_unchanged(runner: CliRunner, migrated_url: s
     assert result.stdout.strip() == (
         f"{EMAIL} is already a superuser; nothing changed; the account keeps its password."
     )
-    assert len(fetch_all(migrated_url, User)) == 1
+    [user] = fetch_all(migrated_url, User)
+    assert user.email_verified_at == verified_at
+
+
+def test_existing_unverified_superuser_gets_a_verified_address(
+    runner: CliRunner, migrated_url: str
+) -> None:
+    add_rows(
+        migrated_url, User(email=EMAIL, hashed_password="bcrypt-sha256$kept", is_superuser=True)
+    )
+
+    result = invoke(runner, "user", "create-superuser", "--email", EMAIL)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"{EMAIL} is already a superuser; its email address is now verified; "
+        "the account keeps its password."
+    )
+    [user] = fetch_all(migrated_url, User)
+    assert user.email_verified
 
 
 def test_promoting_without_a_password_asks_for_none(runner: CliRunner, migrated_url: str) -> None:

@@ -45,9 +45,12 @@ async def test_registration_sends_a_welcome_email(
 
     user = await register(client)
 
-    [welcome] = module.outbox.messages
-    assert welcome.to == user["email"]
+    welcome, verification = module.outbox.messages  # the hook runs first, in the request
+    assert welcome.to == verification.to == user["email"]
     assert welcome.subject == "Welcome to Example"
+    assert verification.subject == "Confirm your Example email address"
+    [link] = [word for word in verification.text.split() if word.startswith("https://")]
+    assert link.startswith("https://app.example.test/verify-email?token=oa_ev_")
 
 
 async def test_reset_email_goes_through_the_hook_and_the_custom_sender(

@@ -414,7 +414,7 @@ async def all_cells(engine: AsyncEngine, table: str) -> list[str]:
         return [str(value) for row in result.all() for value in row]
 
 
-async def test_raw_refresh_and_reset_tokens_are_never_stored(
+async def test_raw_refresh_reset_and_verification_tokens_are_never_stored(
     client: httpx.AsyncClient, db: AsyncEngine, tmp_path: Path
 ) -> None:
     first = await sign_up_and_in(client)
@@ -423,19 +423,19 @@ async def test_raw_refresh_and_reset_tokens_are_never_stored(
     ).json()
     await client.post(f"{API}/auth/password-reset/request", json={"email": first["email"]})
     emails = sorted((tmp_path / "emails").glob("*.eml"))
-    assert len(emails) == 1
-    message = email.message_from_bytes(emails[0].read_bytes(), policy=email.policy.default)
-    body = message.get_body(preferencelist=("plain",))
-    assert body is not None
-    reset_token = re.search(r"token=(oa_pr_[A-Za-z0-9_-]+)", body.get_content())
-    assert reset_token is not None
-    secrets_to_hide = {
-        first["refresh_token"],
-        rotated["refresh_token"],
-        reset_token.group(1),
-    }
+    assert len(emails) == 2  # the verification link sent at registration, the reset link
+    bodies = []
+    for path in emails:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None
+        bodies.append(body.get_content())
+    emailed = re.findall(r"token=(oa_(?:pr|ev)_[A-Za-z0-9_-]+)", "\n".join(bodies))
+    assert sorted(token[:6] for token in emailed) == ["oa_ev_", "oa_pr_"]
+    secrets_to_hide = {first["refresh_token"], rotated["refresh_token"], *emailed}
     cells: list[str] = []
-    for table in ("refresh_tokens", "password_reset_tokens", "user_sessions", "users"):
+    tables = ("refresh_tokens", "password_reset_tokens", "email_verification_tokens")
+    for table in (*tables, "user_sessions", "users"):
         cells += await all_cells(db, table)
 
     assert cells

@@ -47,6 +47,7 @@ USER_KEYS = {
     "last_name",
     "is_active",
     "is_superuser",
+    "email_verified",
     "created_at",
     "updated_at",
 }
@@ -219,15 +220,23 @@ class CustomApp:
 ClientFactory = Callable[..., Awaitable[CustomApp]]
 
 
-def read_emails(directory: Path) -> list[EmailMessage]:
-    """Every message the file backend wrote, oldest first."""
+RESET_SUBJECT = "Reset your password"
+VERIFY_SUBJECT = "Verify your email address"
+
+
+def read_emails(directory: Path, subject: str | None = None) -> list[EmailMessage]:
+    """Every message the file backend wrote (with ``subject``, if given), oldest first.
+
+    Registration sends a verification email: tests about other emails name their subject.
+    """
     if not directory.exists():
         return []
     messages: list[EmailMessage] = []
     for path in sorted(directory.glob("*.eml")):
         parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
-        messages.append(parsed)
+        if subject is None or parsed["Subject"] == subject:
+            messages.append(parsed)
     return messages
 
 
@@ -246,10 +255,23 @@ def token_from_link(link: str) -> str:
     return parse_qs(urlsplit(link).query)["token"][0]
 
 
+def verify_links(message: EmailMessage) -> list[str]:
+    return [word for word in plain_text(message).split() if "verify-email?token=" in word]
+
+
 def latest_reset_token(directory: Path) -> str:
-    messages = read_emails(directory)
-    assert messages, f"no email in {directory}"
+    messages = read_emails(directory, RESET_SUBJECT)
+    assert messages, f"no reset email in {directory}"
     links = reset_links(messages[-1])
+    assert len(links) == 1, links
+    return token_from_link(links[0])
+
+
+def latest_verification_token(directory: Path, to: str | None = None) -> str:
+    """The token of the newest verification email (to ``to``, if given)."""
+    messages = [m for m in read_emails(directory, VERIFY_SUBJECT) if to is None or m["To"] == to]
+    assert messages, f"no verification email in {directory}"
+    links = verify_links(messages[-1])
     assert len(links) == 1, links
     return token_from_link(links[0])
 

@@ -27,6 +27,14 @@ class RouteLimits:
         self.password_change = _per_ip(
             limiter, proxies, "password_change", settings.rate_limit_password_change
         )
+        self.verify_email = _per_ip(
+            limiter, proxies, "verify_email", settings.rate_limit_verify_email
+        )
+        # One counter per IP shared by every route that redeems an emailed or one-time
+        # token (SPEC §8): guessing spread over several such routes counts once.
+        self.token_confirm = _per_ip(
+            limiter, proxies, "token_confirm", settings.rate_limit_token_confirm
+        )
 
 
 def _per_ip(

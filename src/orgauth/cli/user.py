@@ -97,6 +97,11 @@ def create_superuser(
         kept += " (the password given was not used)"
     if result.promoted:
         typer.echo(f"Existing user {result.user.email} promoted to superuser; {kept}.")
+    elif result.newly_verified:
+        typer.echo(
+            f"{result.user.email} is already a superuser; its email address is now verified; "
+            f"{kept}."
+        )
     else:
         typer.echo(f"{result.user.email} is already a superuser; nothing changed; {kept}.")
 

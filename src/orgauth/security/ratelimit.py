@@ -119,6 +119,7 @@ class AccountLimits:
         self.limiter = limiter
         self._login = parse_many(settings.rate_limit_login)
         self._password_reset = parse_many(settings.rate_limit_password_reset)
+        self._verify_email = parse_many(settings.rate_limit_verify_email)
 
     async def login(self, email: str) -> None:
         """Count a sign-in attempt for ``email``; RateLimitedError when over the limit."""
@@ -127,6 +128,10 @@ class AccountLimits:
     async def password_reset(self, email: str) -> None:
         """Count a reset email to ``email``; RateLimitedError when over the limit."""
         await self.limiter.hit("password_reset_account", self._password_reset, _account_key(email))
+
+    async def verify_email(self, email: str) -> None:
+        """Count a verification request for ``email``; RateLimitedError when over the limit."""
+        await self.limiter.hit("verify_email_account", self._verify_email, _account_key(email))
 
 
 def _account_key(email: str) -> str:

@@ -26,6 +26,7 @@ from orgauth.services import sessions as session_service
 from orgauth.services.auth import end_reset_tokens, validate_new_password
 from orgauth.services.context import AuthContext
 from orgauth.services.organizations import contains, last_owner, remainders
+from orgauth.services.verification import end_verification_tokens
 
 SortField = Literal["created_at", "email", "last_name"]
 SORT_COLUMNS: dict[str, Any] = {
@@ -108,7 +109,10 @@ async def create_user(
     last_name: str | None,
     is_active: bool,
     is_superuser: bool,
+    email_verified: bool = True,
 ) -> User:
+    """Create an account; its address counts as verified unless ``email_verified`` is
+    false (no verification email is sent either way)."""
     clean = await validate_new_password(
         ctx, password, email=email, first_name=first_name, last_name=last_name
     )
@@ -119,6 +123,7 @@ async def create_user(
         last_name=last_name,
         is_active=is_active,
         is_superuser=is_superuser,
+        email_verified_at=utcnow() if email_verified else None,
     )
     db.add(user)
     try:
@@ -135,20 +140,29 @@ async def update_user(
     db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID, changes: dict[str, Any]
 ) -> User:
     """Update a user. Deactivation revokes every session at once; a new email address
-    kills every outstanding password reset link (they went to the old address)."""
+    kills every outstanding password reset and verification link (they went to the old
+    address) and counts as verified unless the same change says ``email_verified: false``.
+    ``email_verified`` true sets the verification time if unset, false clears it."""
     if user_id == actor_id and (
         changes.get("is_active") is False or changes.get("is_superuser") is False
     ):
         raise _self_action()
     user = await get_user(db, user_id)
     email_changed = "email" in changes and changes["email"] != user.email
-    for field, value in changes.items():
-        setattr(user, field, value)
     now = utcnow()
+    verified = changes.get("email_verified", True if email_changed else None)
+    for field, value in changes.items():
+        if field != "email_verified":
+            setattr(user, field, value)
+    if verified is False:
+        user.email_verified_at = None
+    elif verified and (email_changed or user.email_verified_at is None):
+        user.email_verified_at = now
     user.updated_at = now
     db.add(user)
     if email_changed:
         await end_reset_tokens(db, user_id=user_id, now=now)
+        await end_verification_tokens(db, user_id=user_id, now=now)
     revoked = 0
     if changes.get("is_active") is False:
         revoked = await session_service.revoke_user_sessions(

@@ -123,7 +123,9 @@ async def login(
     """Check credentials and start a session.
 
     Unknown email, wrong password and inactive account are indistinguishable: same error,
-    and one bcrypt verification of comparable cost on every path. The per-account limit
+    and one bcrypt verification of comparable cost on every path. With
+    ``REQUIRE_VERIFIED_EMAIL``, a right password for an unverified address is then refused
+    with 403 ``EMAIL_NOT_VERIFIED`` and no session. The per-account limit
     counts unknown emails like known ones.
 
     No session outlives the password it was created with: the session is inserted in a
@@ -154,6 +156,12 @@ async def login(
     if not await ctx.passwords.verify(password, user.hashed_password):
         audit("login.failure", user_id=user.id, reason="bad_password", ip=client.ip)
         raise _invalid_credentials()
+    # Only a caller who knows the password learns that the address awaits verification.
+    if ctx.settings.require_verified_email and user.email_verified_at is None:
+        audit("login.failure", user_id=user.id, reason="email_not_verified", ip=client.ip)
+        raise PermissionDeniedError(
+            "Verify your email address before signing in.", code=ErrorCode.EMAIL_NOT_VERIFIED
+        )
 
     user_id = user.id  # the rollback below expires the loaded user
     params: dict[str, object] = {

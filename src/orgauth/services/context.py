@@ -47,3 +47,7 @@ class AuthContext:
     @property
     def reset_lifetime(self) -> timedelta:
         return timedelta(minutes=self.settings.password_reset_expire_minutes)
+
+    @property
+    def verification_lifetime(self) -> timedelta:
+        return timedelta(hours=self.settings.email_verify_expire_hours)

@@ -20,6 +20,8 @@ class SuperuserResult:
     user: User
     created: bool
     promoted: bool
+    #: The existing account's address was unverified and now counts as verified.
+    newly_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ async def _create_superuser(
         first_name=first_name,
         last_name=last_name,
         is_superuser=True,
+        email_verified_at=utcnow(),  # an operator created it: the address is vouched for
     )
     session.add(user)
     try:
@@ -142,10 +145,18 @@ async def _create_superuser(
 
 
 async def _promote(session: AsyncSession, user: User) -> SuperuserResult:
-    if user.is_superuser:
+    """Make ``user`` a superuser with a verified address (the operator named it)."""
+    if user.is_superuser and user.email_verified_at is not None:
         return SuperuserResult(user=user, created=False, promoted=False)
+    promoted = not user.is_superuser
+    newly_verified = user.email_verified_at is None
+    now = utcnow()
     user.is_superuser = True
-    user.updated_at = utcnow()
+    if newly_verified:
+        user.email_verified_at = now
+    user.updated_at = now
     session.add(user)
     await session.commit()
-    return SuperuserResult(user=user, created=False, promoted=True)
+    return SuperuserResult(
+        user=user, created=False, promoted=promoted, newly_verified=newly_verified
+    )

@@ -104,6 +104,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
             last_name=body.last_name,
             is_active=body.is_active,
             is_superuser=body.is_superuser,
+            email_verified=body.email_verified,
         )
         return UserRead.model_validate(user)
 

@@ -1,6 +1,8 @@
-"""/auth: register, login, refresh, logout and password reset (docs/API.md)."""
+"""/auth: register, login, refresh, logout, password reset and email verification
+(docs/API.md)."""
 
 import logging
+import uuid
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Response, status
@@ -18,9 +20,12 @@ from orgauth.schemas import (
     RevokedResponse,
     TokenResponse,
     UserRead,
+    VerifyEmailConfirm,
+    VerifyEmailRequest,
 )
 from orgauth.services import auth as auth_service
 from orgauth.services import sessions as session_service
+from orgauth.services import verification as verification_service
 from orgauth.services.context import ClientInfo
 from orgauth.services.sessions import IssuedTokens, Principal
 
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orgauth.auth")
 RESET_REQUESTED_MESSAGE = (
     "If an account exists for that email address, a password reset link has been sent."
+)
+VERIFICATION_REQUESTED_MESSAGE = (
+    "If that address has an account awaiting verification, a verification link has been sent."
 )
 
 
@@ -60,7 +68,9 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         summary="Create an account",
         dependencies=[Depends(auth.limits.register)],
     )
-    async def register(body: RegisterRequest, db: Db, client: Client) -> UserRead:
+    async def register(
+        body: RegisterRequest, db: Db, client: Client, background: BackgroundTasks
+    ) -> UserRead:
         user = await auth_service.register(
             db,
             ctx,
@@ -70,6 +80,7 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
             last_name=body.last_name,
             client=client,
         )
+        background.add_task(_send_verification, auth, user.id, user.email)
         return UserRead.model_validate(user)
 
     @router.post(
@@ -174,6 +185,36 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         )
         return MessageResponse(message="Your password has been reset; please sign in again.")
 
+    @router.post(
+        "/verify-email/request",
+        operation_id="auth_request_email_verification",
+        response_model=MessageResponse,
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=errors(422, 429),
+        summary="Email a new verification link (same answer for any address)",
+        dependencies=[Depends(auth.limits.verify_email)],
+    )
+    async def verify_email_request(
+        body: VerifyEmailRequest, client: Client, background: BackgroundTasks
+    ) -> MessageResponse:
+        # As for reset requests: the lookup, the token and the email come after the answer.
+        background.add_task(_request_verification, auth, body.email, client)
+        return MessageResponse(message=VERIFICATION_REQUESTED_MESSAGE)
+
+    @router.post(
+        "/verify-email/confirm",
+        operation_id="auth_confirm_email_verification",
+        response_model=UserRead,
+        responses=errors(400, 422, 429),
+        summary="Verify the account's email address with an emailed token",
+        dependencies=[Depends(auth.limits.token_confirm)],
+    )
+    async def verify_email_confirm(body: VerifyEmailConfirm, db: Db, client: Client) -> UserRead:
+        user = await verification_service.confirm_verification(
+            db, ctx, token=body.token, client=client
+        )
+        return UserRead.model_validate(user)
+
     return router
 
 
@@ -184,3 +225,25 @@ async def _request_password_reset(auth: "OrgAuth", email: str, client: ClientInf
             await auth_service.request_password_reset(db, auth.context, email=email, client=client)
     except Exception as exc:  # nobody is waiting for an answer: log it (no email, no token)
         logger.error("password reset request failed", extra={"error": type(exc).__name__})
+
+
+async def _send_verification(auth: "OrgAuth", user_id: uuid.UUID, email: str) -> None:
+    """Registration's verification email, after the response, on a session of its own."""
+    try:
+        async with auth.sessionmaker() as db:
+            await verification_service.send_verification(
+                db, auth.context, user_id=user_id, email=email
+            )
+    except Exception as exc:  # nobody is waiting for an answer: log it (no email, no token)
+        logger.error("verification email failed", extra={"error": type(exc).__name__})
+
+
+async def _request_verification(auth: "OrgAuth", email: str, client: ClientInfo) -> None:
+    """The verification request's work, after the response, on a session of its own."""
+    try:
+        async with auth.sessionmaker() as db:
+            await verification_service.request_verification(
+                db, auth.context, email=email, client=client
+            )
+    except Exception as exc:  # nobody is waiting for an answer: log it (no email, no token)
+        logger.error("verification request failed", extra={"error": type(exc).__name__})
