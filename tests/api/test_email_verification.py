@@ -383,6 +383,30 @@ async def test_links_to_one_account_are_limited_whatever_the_client_address(
     assert len(recipients(custom.email_dir)) == 1 + 2
 
 
+async def test_requests_for_an_unknown_address_count_toward_its_limit(
+    make_app: ClientFactory,
+) -> None:
+    custom = await make_app(
+        rate_limit_enabled=True,
+        rate_limit_verify_email="2/hour",
+        forwarded_allow_ips="203.0.113.10",
+    )
+    address = unique_email("later")
+    for n in range(2):  # nobody has the address yet
+        response = await request_link(
+            custom.client, address, headers={"X-Forwarded-For": f"198.51.100.{n + 1}"}
+        )
+        assert response.status_code == 202
+    await register(custom.client, address)  # its own link is sent regardless
+
+    response = await request_link(
+        custom.client, address, headers={"X-Forwarded-For": "198.51.100.9"}
+    )
+
+    assert response.status_code == 202
+    assert recipients(custom.email_dir) == [address]  # the request was dropped
+
+
 async def test_confirm_is_limited_per_ip_by_the_shared_token_counter(
     make_app: ClientFactory,
 ) -> None:

@@ -138,15 +138,16 @@ async def request_verification(
         normalized = normalize_email(email)
     except InvalidEmailError:
         return None
+    # Counted before the lookup: unknown addresses use up their allowance like known ones.
+    try:
+        await ctx.account_limits.verify_email(normalized)
+    except RateLimitedError:
+        audit("email.verification_throttled", ip=client.ip)
+        return None
     user = (await db.execute(select(User).where(col(User.email) == normalized))).scalar()
     await db.commit()
     if user is None or not user.is_active or user.email_verified_at is not None:
         audit("email.verification_requested", user_id=user.id if user else None, ip=client.ip)
-        return None
-    try:
-        await ctx.account_limits.verify_email(normalized)
-    except RateLimitedError:
-        audit("email.verification_throttled", user_id=user.id, ip=client.ip)
         return None
     delivery = await issue_verification(db, ctx, user_id=user.id, email=normalized)
     if delivery is None:  # verified, deactivated or renamed meanwhile
