@@ -31,7 +31,7 @@ class RouteLimits:
             limiter, proxies, "verify_email", settings.rate_limit_verify_email
         )
         # One counter per IP shared by every route that redeems an emailed or one-time
-        # token (SPEC §8): guessing spread over several such routes counts once.
+        # token (docs/API.md): guessing spread over several such routes counts once.
         self.token_confirm = _per_ip(
             limiter, proxies, "token_confirm", settings.rate_limit_token_confirm
         )

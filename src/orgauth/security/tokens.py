@@ -28,7 +28,7 @@ RESET_TOKEN_PREFIX = "oa_pr_"
 VERIFICATION_TOKEN_PREFIX = "oa_ev_"
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 RESET_TOKEN_BYTES = 32  # 256 bits (at least 128 are needed)
-OPAQUE_TOKEN_BYTES = 32  # 256 bits, every opaque kind of SPEC §17.1
+OPAQUE_TOKEN_BYTES = 32  # 256 bits, every opaque kind (docs/SECURITY.md)
 MAX_OPAQUE_TOKEN_LENGTH = 256
 VERIFIED_CACHE_SIZE = 10_000
 

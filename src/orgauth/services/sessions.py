@@ -136,7 +136,7 @@ async def _add_refresh_token(
 
 
 async def rotate_refresh_token(db: AsyncSession, ctx: AuthContext, *, token: str) -> IssuedTokens:
-    """Exchange a refresh token for new tokens; detect reuse of rotated ones (§4.3)."""
+    """Exchange a refresh token for new tokens; detect reuse of rotated ones (docs/SECURITY.md)."""
     token_hash = refresh_token_hash(token)
     if token_hash is None:
         raise _invalid_refresh()

@@ -1,4 +1,4 @@
-"""Email verification: issuing ``oa_ev_`` links and redeeming them (docs/API.md, SPEC §8).
+"""Email verification: issuing ``oa_ev_`` links and redeeming them (docs/API.md).
 
 Built like password reset (services/auth.py): tokens are stored only as their SHA-256
 hash, a new token kills the user's earlier unused ones of the same purpose, a link is
