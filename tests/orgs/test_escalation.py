@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -342,3 +343,28 @@ async def test_a_membership_naming_another_organizations_role_grants_nothing(
     assert [(o["id"], o["role"], o["permissions"]) for o in mine.json()] == [
         (str(b.id), "secret", [])
     ]
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "Owner", "r\u00e9le", "x y", "-lead"])
+async def test_malformed_role_keys_are_unknown_not_server_errors(
+    client: httpx.AsyncClient, roled_org: RoledOrg, key: str
+) -> None:
+    """Keys no role can have answer like unknown ones on every route that takes a key
+    (a NUL once reached PostgreSQL, which refuses it)."""
+    owner = roled_org.owner.headers
+    listed = await client.get(f"{roled_org.url}/members", params={"role": key}, headers=owner)
+    assert_error(listed, 422, "UNKNOWN_ROLE")
+    added = await client.post(
+        f"{roled_org.url}/members",
+        json={"user_id": str(roled_org.outsider.id), "role": key},
+        headers=owner,
+    )
+    assert_error(added, 422, "UNKNOWN_ROLE")
+    changed = await client.patch(
+        roled_org.member_url(roled_org.member.id), json={"role": key}, headers=owner
+    )
+    assert_error(changed, 422, "UNKNOWN_ROLE")
+    path = f"{roled_org.url}/roles/{quote(key, safe='')}"
+    patched = await client.patch(path, json={"name": "X"}, headers=owner)
+    assert_error(patched, 404, "ROLE_NOT_FOUND")
+    assert_error(await client.delete(path, headers=owner), 404, "ROLE_NOT_FOUND")

@@ -42,6 +42,7 @@ from orgauth.services.permissions import (
     Grant,
     PermissionCatalog,
     insufficient_role,
+    is_role_key,
     require_grantable,
     require_permission,
     require_touchable,
@@ -215,6 +216,8 @@ async def role_permissions(
     has no role with that key."""
     if catalog.is_built_in_role(key):
         return catalog.role_permissions(key)
+    if not is_role_key(key):
+        raise unknown_role()
     stored = await db.scalar(
         select(col(OrganizationRole.permissions)).where(
             col(OrganizationRole.organization_id) == org_id, col(OrganizationRole.key) == key

@@ -66,6 +66,12 @@ class OrgPermission:
         return OrgRole(self.min_role)
 
 
+def is_role_key(key: str) -> bool:
+    """True for a well-formed role key; no stored role has any other, so callers answer
+    "unknown" without asking the database (which may refuse such text, e.g. a NUL)."""
+    return re.fullmatch(ROLE_KEY_PATTERN, key) is not None
+
+
 def is_permission_key(key: str) -> bool:
     return len(key) <= PERMISSION_MAX_LENGTH and PERMISSION_PATTERN.fullmatch(key) is not None
 

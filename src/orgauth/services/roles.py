@@ -33,6 +33,7 @@ from orgauth.services.permissions import (
     BUILT_IN_ROLE_NAMES,
     Grant,
     OrgPermission,
+    is_role_key,
     require_permission,
     require_subset,
 )
@@ -157,6 +158,8 @@ async def _custom_role(
 ) -> OrganizationRole:
     if actor.catalog.is_built_in_role(key):
         raise built_in_role()
+    if not is_role_key(key):
+        raise role_not_found()
     row = await db.scalar(
         select(OrganizationRole).where(
             col(OrganizationRole.organization_id) == org_id, col(OrganizationRole.key) == key
