@@ -283,6 +283,10 @@ STRING_LENGTHS: list[tuple[str, str, int]] = [
     ("email_verification_tokens", "email", models.EMAIL_MAX_LENGTH),
     ("email_verification_tokens", "purpose", models.TOKEN_PURPOSE_MAX_LENGTH),
     ("email_verification_tokens", "token_hash", models.TOKEN_HASH_LENGTH),
+    ("organization_invitations", "email", models.EMAIL_MAX_LENGTH),
+    ("organization_invitations", "role", models.ROLE_MAX_LENGTH),
+    ("organization_invitations", "status", models.STATUS_MAX_LENGTH),
+    ("organization_invitations", "token_hash", models.TOKEN_HASH_LENGTH),
 ]
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -43,6 +44,7 @@ from orgauth.lengths import (
     ROLE_MAX_LENGTH,
     ROLE_NAME_MAX_LENGTH,
     SLUG_MAX_LENGTH,
+    STATUS_MAX_LENGTH,
     TOKEN_HASH_LENGTH,
     TOKEN_PURPOSE_MAX_LENGTH,
     USER_AGENT_MAX_LENGTH,
@@ -302,6 +304,71 @@ PURPOSE_VERIFY = "verify"
 PURPOSE_CHANGE = "change"
 
 
+class Invitation(SQLModel, table=True):
+    """An invitation of an email address into an organization with a role key.
+
+    ``status`` is ``pending``, ``accepted``, ``declined`` or ``revoked``; a pending row
+    whose ``expires_at`` has passed reads as ``expired`` (never stored). At most one
+    pending row per (organization, email), held by a partial unique index. The token lives
+    only in the email: the row keeps its SHA-256 hash.
+    """
+
+    __tablename__: ClassVar[str] = "organization_invitations"
+    __table_args__ = (
+        Index("ix_organization_invitations_token_hash", "token_hash", unique=True),
+        Index(
+            "ux_organization_invitations_live",
+            "organization_id",
+            "email",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_organization_invitations_organization_id_status_created_at",
+            "organization_id",
+            "status",
+            "created_at",
+        ),
+        Index("ix_organization_invitations_email_status", "email", "status"),
+        CheckConstraint(
+            "status IN ('pending', 'accepted', 'declined', 'revoked')",
+            name="ck_organization_invitations_status",
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("organizations.id", name="fk_organization_invitations_organization_id")
+    )
+    email: str = Field(sa_column=Column(String(EMAIL_MAX_LENGTH), nullable=False))
+    role: str = Field(sa_column=Column(String(ROLE_MAX_LENGTH), nullable=False))
+    status: str = Field(sa_column=Column(String(STATUS_MAX_LENGTH), nullable=False))
+    token_hash: str = Field(sa_column=Column(String(TOKEN_HASH_LENGTH), nullable=False))
+    inviter_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            Uuid(),
+            ForeignKey(
+                "users.id", ondelete="SET NULL", name="fk_organization_invitations_inviter_id"
+            ),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+#: ``Invitation.status`` values (``expired`` is derived, never stored).
+INVITATION_PENDING = "pending"
+INVITATION_ACCEPTED = "accepted"
+INVITATION_DECLINED = "declined"
+INVITATION_REVOKED = "revoked"
+INVITATION_EXPIRED = "expired"
+
+
 ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     User,
     UserSession,
@@ -311,6 +378,7 @@ ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     OrganizationRole,
     PasswordResetToken,
     EmailVerificationToken,
+    Invitation,
 )
 ORGAUTH_TABLES: frozenset[str] = frozenset(
     model.__table__.name  # type: ignore[attr-defined]

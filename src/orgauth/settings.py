@@ -51,6 +51,8 @@ MAX_LIFETIME_MINUTES = MAX_LIFETIME_DAYS * 24 * 60
 LifetimeDays = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS)]
 LifetimeMinutes = Annotated[float, Field(gt=0, le=MAX_LIFETIME_MINUTES)]
 MAX_EMAIL_VERIFY_EXPIRE_HOURS = 720
+MAX_INVITATION_EXPIRE_DAYS = 30
+MAX_PENDING_INVITATIONS = 10_000
 
 
 class SettingsError(ValueError):
@@ -163,10 +165,16 @@ class OrgAuthSettings(BaseSettings):
     rate_limit_verify_email: str = "5/hour"
     # One counter per IP for every route that redeems an emailed or one-time token.
     rate_limit_token_confirm: str = "30/minute"
+    # Per inviter (user or API key): invitation create and resend, and direct adds.
+    rate_limit_invite: str = "20/hour"
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     allow_registration: bool = True
     allow_user_org_creation: bool = True
+    org_direct_add: bool = True
+    org_max_members: int = Field(default=0, ge=0)
+    org_max_pending_invitations: int = Field(default=100, ge=1, le=MAX_PENDING_INVITATIONS)
+    invitation_expire_days: float = Field(default=7, gt=0, le=MAX_INVITATION_EXPIRE_DAYS)
     org_permissions: Annotated[tuple[OrgPermission, ...], NoDecode] = ()
     first_superuser_email: str | None = None
     first_superuser_password: SecretStr | None = None
@@ -287,6 +295,7 @@ class OrgAuthSettings(BaseSettings):
         "rate_limit_password_change",
         "rate_limit_verify_email",
         "rate_limit_token_confirm",
+        "rate_limit_invite",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import time
+import uuid
 
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -120,6 +121,7 @@ class AccountLimits:
         self._login = parse_many(settings.rate_limit_login)
         self._password_reset = parse_many(settings.rate_limit_password_reset)
         self._verify_email = parse_many(settings.rate_limit_verify_email)
+        self._invite = parse_many(settings.rate_limit_invite)
 
     async def login(self, email: str) -> None:
         """Count a sign-in attempt for ``email``; RateLimitedError when over the limit."""
@@ -132,6 +134,16 @@ class AccountLimits:
     async def verify_email(self, email: str) -> None:
         """Count a verification request for ``email``; RateLimitedError when over the limit."""
         await self.limiter.hit("verify_email_account", self._verify_email, _account_key(email))
+
+
+    async def change_email(self, user_id: uuid.UUID) -> None:
+        """Count an email-change request of the user; RateLimitedError when over."""
+        await self.limiter.hit("change_email", self._verify_email, str(user_id))
+
+    async def invite(self, inviter: uuid.UUID) -> None:
+        """Count an invitation sent, resent or a direct add by ``inviter`` (a user or API
+        key id); RateLimitedError when over ``RATE_LIMIT_INVITE``."""
+        await self.limiter.hit("invite", self._invite, str(inviter))
 
 
 def _account_key(email: str) -> str:
