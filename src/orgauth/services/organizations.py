@@ -37,7 +37,16 @@ from orgauth.errors import (
 )
 from orgauth.hooks import Hooks
 from orgauth.lengths import SLUG_MAX_LENGTH
-from orgauth.models import Membership, Organization, OrganizationRole, OrgRole, User, utcnow
+from orgauth.models import (
+    INVITATION_PENDING,
+    Invitation,
+    Membership,
+    Organization,
+    OrganizationRole,
+    OrgRole,
+    User,
+    utcnow,
+)
 from orgauth.services.permissions import (
     Grant,
     PermissionCatalog,
@@ -111,6 +120,12 @@ def already_member() -> ConflictError:
 
 def last_owner() -> ConflictError:
     return ConflictError("An organization must keep at least one owner.", code=ErrorCode.LAST_OWNER)
+
+
+def member_limit_reached() -> ConflictError:
+    return ConflictError(
+        "The organization has reached its member limit.", code=ErrorCode.MEMBER_LIMIT_REACHED
+    )
 
 
 def unknown_role() -> UnprocessableError:
@@ -292,6 +307,39 @@ async def remainders(
         Remainder(org_id, int(owners), int(members), frozenset(departing[org_id]))
         for org_id, owners, members in counts.all()
     ]
+
+
+def live_invitation(now: Any) -> ColumnElement[bool]:
+    """An invitation that can still be accepted: pending and unexpired."""
+    return and_(col(Invitation.status) == INVITATION_PENDING, col(Invitation.expires_at) > now)
+
+
+async def require_member_room(
+    db: AsyncSession,
+    org_id: uuid.UUID,
+    max_members: int,
+    *,
+    invitations_take_seats: bool = False,
+    not_counting: uuid.UUID | None = None,
+) -> None:
+    """``ORG_MAX_MEMBERS`` (0 = no limit): 409 ``MEMBER_LIMIT_REACHED`` unless one more
+    member fits. With ``invitations_take_seats`` (a new invitation) live invitations count
+    as seats too, except ``not_counting`` (the one being replaced). Call under the
+    organization lock."""
+    if max_members <= 0:
+        return
+    taken = int(
+        await db.scalar(select(func.count()).where(col(Membership.organization_id) == org_id)) or 0
+    )
+    if invitations_take_seats:
+        counted = select(func.count()).where(
+            col(Invitation.organization_id) == org_id, live_invitation(utcnow())
+        )
+        if not_counting is not None:
+            counted = counted.where(col(Invitation.id) != not_counting)
+        taken += int(await db.scalar(counted) or 0)
+    if taken >= max_members:
+        raise member_limit_reached()
 
 
 async def _require_another_owner(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
