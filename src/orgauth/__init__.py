@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from orgauth.migrate import exclude_orgauth_tables
     from orgauth.models import (
         EmailVerificationToken,
+        Invitation,
         Membership,
         Organization,
         OrganizationRole,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         UserSession,
     )
     from orgauth.services.auth import ResetDelivery
+    from orgauth.services.invitations import InvitationDelivery
     from orgauth.services.organizations import OrgAccess
     from orgauth.services.permissions import BUILT_IN_PERMISSIONS, OrgPermission
     from orgauth.services.verification import VerificationDelivery
@@ -53,6 +55,7 @@ _EXPORTS = {
     "exclude_orgauth_tables": "orgauth.migrate",
     "OrgAuth": "orgauth.extension",
     "EmailVerificationToken": "orgauth.models",
+    "Invitation": "orgauth.models",
     "Membership": "orgauth.models",
     "Organization": "orgauth.models",
     "OrganizationRole": "orgauth.models",
@@ -62,6 +65,7 @@ _EXPORTS = {
     "User": "orgauth.models",
     "UserSession": "orgauth.models",
     "ResetDelivery": "orgauth.services.auth",
+    "InvitationDelivery": "orgauth.services.invitations",
     "OrgAccess": "orgauth.services.organizations",
     "BUILT_IN_PERMISSIONS": "orgauth.services.permissions",
     "OrgPermission": "orgauth.services.permissions",
@@ -76,6 +80,8 @@ __all__ = [
     "EmailSender",
     "EmailVerificationToken",
     "Hooks",
+    "Invitation",
+    "InvitationDelivery",
     "Membership",
     "OrgAccess",
     "OrgAuth",

@@ -263,6 +263,11 @@ def build_verify_url(frontend_url: str, token: str) -> str:
     return f"{frontend_url.rstrip('/')}/verify-email?token={quote(token, safe='')}"
 
 
+def build_invitation_url(frontend_url: str, token: str) -> str:
+    """The invitation link: always ``FRONTEND_URL``-based, never a request's Host."""
+    return f"{frontend_url.rstrip('/')}/accept-invitation?token={quote(token, safe='')}"
+
+
 def _describe_minutes(minutes: float) -> str:
     seconds = max(1, round(minutes * 60))
     if seconds % 3600 == 0:
@@ -324,6 +329,48 @@ def verification_message(*, to: str, verify_url: str, expires_hours: float) -> E
     return EmailMessage(to=to, subject="Verify your email address", text=text, html=html_body)
 
 
+def invitation_message(
+    *,
+    to: str,
+    accept_url: str,
+    organization_name: str,
+    inviter: str | None,
+    role: str,
+    expires_at: datetime,
+) -> EmailMessage:
+    """The ``You have been invited to join {organization}`` email: who invites, to which
+    organization, with which role, until when, and the link ``accept_url``."""
+    if not accept_url.startswith(("https://", "http://")):
+        raise ValueError("accept_url must be an http(s) URL")
+    who = inviter or "Someone"
+    until = expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        f"{who} invited you to join {organization_name} with the role {role}.\n\n"
+        f"To accept, open this link before {until}:\n\n"
+        f"{accept_url}\n\n"
+        "The link works once. If you do not want to join, ignore this email or decline "
+        "the invitation from that page.\n"
+    )
+    link = html.escape(accept_url, quote=True)
+    html_body = (
+        "<!DOCTYPE html>\n<html><body>\n"
+        f"<p>{html.escape(who)} invited you to join <strong>{html.escape(organization_name)}"
+        f"</strong> with the role <strong>{html.escape(role)}</strong>.</p>\n"
+        f"<p>To accept, open this link before {until}:</p>\n"
+        f'<p><a href="{link}">Accept the invitation</a></p>\n'
+        f"<p>Or copy this address into your browser:<br>{link}</p>\n"
+        "<p>The link works once. If you do not want to join, ignore this email or decline "
+        "the invitation from that page.</p>\n"
+        "</body></html>\n"
+    )
+    return EmailMessage(
+        to=to,
+        subject=f"You have been invited to join {organization_name}",
+        text=text,
+        html=html_body,
+    )
+
+
 __all__ = [
     "ConsoleEmailSender",
     "EmailDeliveryError",
@@ -332,10 +379,12 @@ __all__ = [
     "FileEmailSender",
     "SmtpEmailSender",
     "SmtpTlsMode",
+    "build_invitation_url",
     "build_mime_message",
     "build_reset_url",
     "build_verify_url",
     "create_email_sender",
+    "invitation_message",
     "password_reset_message",
     "verification_message",
 ]

@@ -43,7 +43,14 @@ logger = logging.getLogger("orgauth")
 
 
 #: The routers orgauth can add, by name: ``install(app, routers={"auth", "users"})``.
-ROUTERS: tuple[str, ...] = ("auth", "users", "sessions", "organizations", "admin")
+ROUTERS: tuple[str, ...] = (
+    "auth",
+    "users",
+    "sessions",
+    "organizations",
+    "invitations",
+    "admin",
+)
 
 
 def _checked_routers(routers: Collection[str]) -> frozenset[str]:
@@ -313,6 +320,7 @@ class OrgAuth:
     ) -> APIRouter:
         from orgauth.api.routes.admin import build_admin_router
         from orgauth.api.routes.auth import build_auth_router
+        from orgauth.api.routes.invitations import build_invitee_router
         from orgauth.api.routes.organizations import build_organizations_router
         from orgauth.api.routes.sessions import build_sessions_router
         from orgauth.api.routes.users import build_users_router
@@ -323,6 +331,7 @@ class OrgAuth:
             "sessions": lambda: build_sessions_router(self),
             "auth": lambda: build_auth_router(self),
             "organizations": lambda: build_organizations_router(self),
+            "invitations": lambda: build_invitee_router(self),
             "admin": lambda: build_admin_router(self),
         }
         router = APIRouter(

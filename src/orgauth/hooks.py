@@ -17,6 +17,7 @@ from orgauth.models import User
 
 if TYPE_CHECKING:
     from orgauth.services.auth import ResetDelivery
+    from orgauth.services.invitations import InvitationDelivery
     from orgauth.services.verification import VerificationDelivery
 
 logger = logging.getLogger("orgauth.hooks")
@@ -27,6 +28,7 @@ UserHook = Callable[[User], Awaitable[None]]
 MemberHook = Callable[[uuid.UUID, uuid.UUID, str | None], Awaitable[None]]
 ResetHook = Callable[["ResetDelivery"], Awaitable[None]]
 VerificationHook = Callable[["VerificationDelivery"], Awaitable[None]]
+InvitationHook = Callable[["InvitationDelivery"], Awaitable[None]]
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Hooks:
     on_password_reset_requested: list[ResetHook] = field(default_factory=list)
     # When any is registered, orgauth does not send the verification email itself.
     on_email_verification_requested: list[VerificationHook] = field(default_factory=list)
+    # When any is registered, orgauth does not send the invitation email itself.
+    on_invitation_sent: list[InvitationHook] = field(default_factory=list)
 
     async def _run(self, name: str, callbacks: list[Any], *arguments: Any) -> None:
         for callback in callbacks:
@@ -83,4 +87,11 @@ class Hooks:
         await self._run(
             "email_verification_requested", self.on_email_verification_requested, delivery
         )
+        return True
+
+    async def invitation_sent(self, delivery: InvitationDelivery) -> bool:
+        """Run invitation hooks; True when a hook took over sending the email."""
+        if not self.on_invitation_sent:
+            return False
+        await self._run("invitation_sent", self.on_invitation_sent, delivery)
         return True

@@ -402,6 +402,55 @@ class PermissionRead(BaseModel):
     built_in: bool
 
 
+# --- invitations ---------------------------------------------------------------------
+
+InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "expired"]
+InvitationDays = Annotated[int, Field(ge=1, le=30)]
+
+
+class InvitationCreate(RequestModel):
+    email: Email
+    role: RoleRef = OrgRole.MEMBER
+    expires_in_days: InvitationDays | None = None
+
+
+class InvitationResend(RequestModel):
+    expires_in_days: InvitationDays | None = None
+
+
+class InvitationRead(BaseModel):
+    """An invitation; never its token."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    organization_name: str
+    email: str
+    role: str
+    status: InvitationStatus
+    inviter_id: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
+
+
+class InvitationAnswer(RequestModel):
+    """``{token}`` (from the email) or ``{invitation_id}`` (from ``/invitations/me``)."""
+
+    token: OpaqueToken | None = None
+    invitation_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.token is None) == (self.invitation_id is None):
+            raise ValueError("give exactly one of token or invitation_id")
+        return self
+
+
+class InvitationAccepted(BaseModel):
+    invitation: InvitationRead
+    member: MemberRead
+
+
 # --- admin -------------------------------------------------------------------------
 
 

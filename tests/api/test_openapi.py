@@ -41,6 +41,17 @@ EXPECTED = {
     ("patch", "/api/v1/organizations/{org_id}/roles/{role_key}"): "organizations_update_role",
     ("delete", "/api/v1/organizations/{org_id}/roles/{role_key}"): "organizations_delete_role",
     ("get", "/api/v1/organizations/{org_id}/permissions"): "organizations_list_permissions",
+    ("post", "/api/v1/organizations/{org_id}/invitations"): "organizations_create_invitation",
+    ("get", "/api/v1/organizations/{org_id}/invitations"): "organizations_list_invitations",
+    ("post", "/api/v1/organizations/{org_id}/invitations/{invitation_id}/resend"): (
+        "organizations_resend_invitation"
+    ),
+    ("post", "/api/v1/organizations/{org_id}/invitations/{invitation_id}/revoke"): (
+        "organizations_revoke_invitation"
+    ),
+    ("get", "/api/v1/invitations/me"): "invitations_list_mine",
+    ("post", "/api/v1/invitations/accept"): "invitations_accept",
+    ("post", "/api/v1/invitations/decline"): "invitations_decline",
     ("get", "/api/v1/admin/users"): "admin_list_users",
     ("post", "/api/v1/admin/users"): "admin_create_user",
     ("post", "/api/v1/admin/users/bulk-action"): "admin_bulk_action",

@@ -1,4 +1,5 @@
-"""Access tokens (JWT) and opaque tokens (refresh, reset, email verification; stored hashed).
+"""Access tokens (JWT) and opaque tokens (refresh, reset, email verification, invitations;
+stored hashed).
 
 Access tokens are HS256 JWTs with header ``typ: at+jwt`` and exactly the claims
 ``iss aud sub sid jti iat exp`` (no personal data). Opaque tokens are the prefix of their
@@ -26,6 +27,7 @@ MAX_ACCESS_TOKEN_LENGTH = 2048
 REFRESH_TOKEN_PREFIX = "oa_rt_"
 RESET_TOKEN_PREFIX = "oa_pr_"
 VERIFICATION_TOKEN_PREFIX = "oa_ev_"
+INVITATION_TOKEN_PREFIX = "oa_inv_"
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 RESET_TOKEN_BYTES = 32  # 256 bits (at least 128 are needed)
 OPAQUE_TOKEN_BYTES = 32  # 256 bits, every opaque kind (docs/SECURITY.md)
@@ -178,6 +180,11 @@ def opaque_token_hash(token: str, prefix: str) -> str | None:
 def verification_token_hash(token: str) -> str | None:
     """Hash of a well-formed verification token, or None (a reset token, for instance)."""
     return opaque_token_hash(token, VERIFICATION_TOKEN_PREFIX)
+
+
+def invitation_token_hash(token: str) -> str | None:
+    """Hash of a well-formed invitation token (``oa_inv_``), or None for anything else."""
+    return opaque_token_hash(token, INVITATION_TOKEN_PREFIX)
 
 
 def refresh_token_hash(token: str) -> str | None:

@@ -502,7 +502,7 @@ def _member(catalog: PermissionCatalog, row: Any) -> MemberView:
     )
 
 
-async def _member_view(
+async def member_view(
     db: AsyncSession, catalog: PermissionCatalog, org_id: uuid.UUID, user_id: uuid.UUID
 ) -> MemberView:
     row = (
@@ -642,7 +642,7 @@ async def add_member(
     except IntegrityError:
         await db.rollback()
         raise already_member() from None
-    member = await _member_view(db, actor.catalog, org_id, target)
+    member = await member_view(db, actor.catalog, org_id, target)
     await db.commit()
     audit(
         "member.added",
@@ -692,7 +692,7 @@ async def change_role(
             .values(role=role)
             .execution_options(synchronize_session=False)
         )
-    member = await _member_view(db, actor.catalog, org_id, user_id)
+    member = await member_view(db, actor.catalog, org_id, user_id)
     await db.commit()
     audit(
         "member.role_changed",

@@ -21,10 +21,11 @@ from sqlmodel import col
 
 from orgauth.audit import audit
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from orgauth.models import Membership, OrganizationRole, utcnow
+from orgauth.models import Invitation, Membership, OrganizationRole, utcnow
 from orgauth.services.organizations import (
     Actor,
     acting_grant,
+    live_invitation,
     lock_organization,
     org_not_found,
 )
@@ -259,18 +260,26 @@ async def update_role(
 
 
 async def delete_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: str) -> None:
-    """Delete a custom role nobody holds (409 ``ROLE_IN_USE`` otherwise)."""
+    """Delete a custom role no member or live invitation holds (409 ``ROLE_IN_USE``
+    otherwise)."""
     grant = await _managing_grant(db, actor, org_id)
     row = await _custom_role(db, actor, org_id, key)
     require_subset(grant, actor.catalog.role_permissions(key, row.permissions))
-    holders = await db.scalar(
+    members = await db.scalar(
         select(func.count()).where(
             col(Membership.organization_id) == org_id, col(Membership.role) == key
         )
     )
-    if holders:
+    invitations = await db.scalar(
+        select(func.count()).where(
+            col(Invitation.organization_id) == org_id,
+            col(Invitation.role) == key,
+            live_invitation(utcnow()),
+        )
+    )
+    if members or invitations:
         raise ConflictError(
-            "Members hold this role; give them another role first.",
+            "Members or live invitations hold this role; change or revoke them first.",
             code=ErrorCode.ROLE_IN_USE,
         )
     await db.execute(delete(OrganizationRole).where(col(OrganizationRole.id) == row.id))

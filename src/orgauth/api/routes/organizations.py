@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
+from orgauth.api.routes.invitations import build_invitation_routes
 from orgauth.api.routes.roles import build_role_routes
 from orgauth.lengths import ROLE_MAX_LENGTH
 from orgauth.models import User
@@ -223,4 +224,5 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
 
     build_member_routes(router, auth, member_actor, operation_prefix="organizations")
     build_role_routes(router, auth, member_actor)
+    build_invitation_routes(router, auth, member_actor)
     return router
