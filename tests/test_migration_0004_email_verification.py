@@ -199,7 +199,7 @@ async def test_upgraded_tokens_cascade_and_check_their_purpose(engine: AsyncEngi
     assert left == []
 
 
-async def test_downgrade_drops_the_table_and_the_column_and_keeps_users(
+async def test_downgrade_drops_the_table_and_the_column_and_keeps_users_and_sessions(
     engine: AsyncEngine,
 ) -> None:
     seed = await _seed_at_0003(engine)
@@ -211,6 +211,10 @@ async def test_downgrade_drops_the_table_and_the_column_and_keeps_users(
     assert "email_verification_tokens" not in await _table_names(engine)
     assert "email_verified_at" not in await _columns(engine, "users")
     assert await _users(engine) == seed
+    # Rows pointing at users survive (recreating `users` on SQLite would cascade them away).
+    async with engine.connect() as connection:
+        kept = (await connection.execute(sa_select(sessions.c.user_id))).scalars().all()
+    assert kept == [seed["ada@example.com"]]
 
 
 async def test_round_trip_keeps_users_and_maps_them_again(engine: AsyncEngine) -> None:

@@ -9,6 +9,7 @@ Revises: 0003
 Create Date: 2026-12-03 07:50:00.000000
 """
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -80,5 +81,13 @@ def downgrade() -> None:
 
     op.drop_table("email_verification_tokens")
 
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("email_verified_at")
+    # Not in batch mode: on SQLite that would recreate `users`, and dropping the old table
+    # with foreign keys on deletes (cascades) every session and membership. SQLite drops a
+    # plain column in place since 3.35.
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        raise RuntimeError(
+            "downgrading below 0004 on SQLite needs SQLite 3.35 or newer "
+            f"(this Python has {sqlite3.sqlite_version})"
+        )
+    op.drop_column("users", "email_verified_at")
