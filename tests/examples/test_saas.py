@@ -26,11 +26,14 @@ from tests.embedding.helpers import (
     error_code,
     load_example,
     point_examples_at,
+    register,
     run_host_alembic,
     running,
+    sign_in,
     sign_up,
 )
-from tests.support.http import API
+from tests.support.http import API, token_from_link
+from tests.support.invitations import invitation_emails, invitation_links
 
 APP_FILE = ROOT / "examples" / "saas" / "app.py"
 
@@ -49,10 +52,15 @@ async def host_schema(db: AsyncEngine) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+def emails(tmp_path: Path) -> Path:
+    return tmp_path / "emails"
+
+
+@pytest.fixture
 async def client(
-    host_schema: AsyncEngine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    host_schema: AsyncEngine, database_url: str, emails: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
-    point_examples_at(monkeypatch, database_url, tmp_path / "emails")
+    point_examples_at(monkeypatch, database_url, emails)
     module = load_example("examples.saas.app")
     async with running(module.app) as http:
         yield http
@@ -249,6 +257,50 @@ async def test_role_changes_apply_on_the_next_request(client: httpx.AsyncClient)
     assert promoted.status_code == demoted.status_code == 200
     assert as_billing.status_code == 200, as_billing.text
     assert (as_member.status_code, error_code(as_member)) == (403, "INSUFFICIENT_ROLE")
+
+
+async def test_an_invited_teammate_joins_with_the_billing_role(
+    client: httpx.AsyncClient, emails: Path
+) -> None:
+    tenant = await make_tenant(client, "Invites")
+    role = await client.post(
+        f"{tenant.api}/roles",
+        json={"key": "billing", "name": "Billing", "permissions": ["billing:manage"]},
+        headers=tenant.owner.headers,
+    )
+    assert role.status_code == 201, role.text
+    address = f"teammate-{uuid.uuid4().hex[:8]}@example.com"
+
+    invited = await client.post(
+        f"{tenant.api}/invitations",
+        json={"email": address, "role": "billing"},
+        headers=tenant.owner.headers,
+    )
+    assert invited.status_code == 201, invited.text
+    assert "oa_inv_" not in invited.text
+    [message] = invitation_emails(emails, address)
+    assert message["Subject"] == "You have been invited to join Invites"
+    [link] = invitation_links(message)
+    assert link.startswith("https://app.example.test/accept-invitation?token=oa_inv_")
+
+    await register(client, address)
+    teammate = await sign_in(client, address)
+    assert (await client.get(tenant.billing, headers=teammate.headers)).status_code == 404
+    accepted = await client.post(
+        f"{API}/invitations/accept",
+        json={"token": token_from_link(link)},
+        headers=teammate.headers,
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["member"]["role"] == "billing"
+
+    bill = await client.get(tenant.billing, headers=teammate.headers)
+    assert bill.status_code == 200, bill.text
+    assert bill.json()["viewed_as"] == "billing"
+    history = await client.get(
+        f"{tenant.api}/invitations", params={"status": "accepted"}, headers=tenant.owner.headers
+    )
+    assert [item["email"] for item in history.json()["data"]] == [address]
 
 
 async def test_billing_of_another_tenant_is_a_404(client: httpx.AsyncClient) -> None:
