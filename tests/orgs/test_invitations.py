@@ -817,3 +817,42 @@ async def test_deleting_the_organization_deletes_its_invitations(
     assert deleted.status_code == 204
     assert await invitation_count(db) == 0
     assert_error(await accept(client, guest, token=token), 400, "INVALID_INVITATION")
+
+
+async def test_every_dead_token_gets_the_same_answer(
+    client: httpx.AsyncClient,
+    roled_org: RoledOrg,
+    factory: Factory,
+    db: AsyncEngine,
+    email_dir: Path,
+) -> None:
+    guest = await factory.account()
+    tokens = {}
+    for state in ("accepted", "declined", "revoked", "expired", "replaced"):
+        address = unique_email(state)
+        body = await invited(client, roled_org.id, roled_org.owner, address)
+        tokens[state] = latest_invitation_token(email_dir, address)
+        if state == "declined":
+            await decline(client, None, token=tokens[state])
+        elif state == "revoked":
+            await client.post(
+                f"{invitations_url(roled_org.id)}/{body['id']}/revoke",
+                headers=roled_org.owner.headers,
+            )
+        elif state == "expired":
+            await expire(db, body["id"])
+        elif state == "replaced":
+            await invited(client, roled_org.id, roled_org.owner, address)
+    accepted_by = await factory.account(email=unique_email("joiner"))
+    joined = await invited(client, roled_org.id, roled_org.owner, accepted_by.email)
+    await mark_verified(db, accepted_by.id)
+    assert (await accept(client, accepted_by, invitation_id=joined["id"])).status_code == 200
+    tokens["accepted"] = latest_invitation_token(email_dir, accepted_by.email)
+    tokens["unknown"] = "oa_inv_" + "A" * 43
+
+    answers = [await accept(client, guest, token=token) for token in tokens.values()]
+    declines = [await decline(client, None, token=token) for token in tokens.values()]
+
+    assert {(a.status_code, a.text) for a in answers} == {(400, answers[0].text)}
+    assert {(d.status_code, d.text) for d in declines} == {(400, declines[0].text)}
+    assert_error(answers[0], 400, "INVALID_INVITATION")
