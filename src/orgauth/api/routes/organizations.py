@@ -23,7 +23,7 @@ from orgauth.schemas import (
     Pagination,
 )
 from orgauth.services import organizations as org_service
-from orgauth.services.organizations import Actor, MemberView, OrgView
+from orgauth.services.organizations import Actor, DirectAddRules, MemberView, OrgView
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -55,11 +55,26 @@ def member_read(member: MemberView) -> MemberRead:
 
 
 def build_member_routes(
-    router: APIRouter, auth: "OrgAuth", actor_dependency: object, *, operation_prefix: str
+    router: APIRouter,
+    auth: "OrgAuth",
+    actor_dependency: object,
+    *,
+    operation_prefix: str,
+    count_direct_adds: bool,
 ) -> None:
     """Member routes shared by /organizations and /admin/organizations; their OpenAPI
-    operation ids start with ``operation_prefix``."""
+    operation ids start with ``operation_prefix``. With ``count_direct_adds`` each add
+    counts against the caller's ``RATE_LIMIT_INVITE`` (docs/SECURITY.md, "Adding
+    members")."""
     deps = auth.dependencies
+
+    def direct_add_rules() -> DirectAddRules:
+        return DirectAddRules(
+            enabled=auth.settings.org_direct_add,
+            max_members=auth.settings.org_max_members,
+            limits=auth.account_limits if count_direct_adds else None,
+        )
+
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     ActorDep = Annotated[Actor, Depends(actor_dependency)]
 
@@ -93,7 +108,7 @@ def build_member_routes(
         operation_id=f"{operation_prefix}_add_member",
         response_model=MemberRead,
         status_code=status.HTTP_201_CREATED,
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 429),
         summary="Add an existing user as a member",
     )
     async def add_member(org_id: uuid.UUID, body: MemberAdd, actor: ActorDep, db: Db) -> MemberRead:
@@ -102,6 +117,7 @@ def build_member_routes(
             actor,
             org_id,
             role=body.role,
+            rules=direct_add_rules(),
             user_id=body.user_id,
             email=body.email,
             hooks=auth.hooks,
@@ -221,6 +237,8 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         await org_service.delete_organization(db, actor, org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    build_member_routes(router, auth, member_actor, operation_prefix="organizations")
+    build_member_routes(
+        router, auth, member_actor, operation_prefix="organizations", count_direct_adds=True
+    )
     build_role_routes(router, auth, member_actor)
     return router
