@@ -54,6 +54,7 @@ from orgauth.services.permissions import (
     insufficient_role,
     is_role_key,
     require_grantable,
+    require_owner,
     require_permission,
     require_touchable,
 )
@@ -115,6 +116,15 @@ class DirectAddRules:
     limits: AccountLimits | None = None
 
 
+@dataclass(frozen=True)
+class TransferView:
+    """An ownership transfer's answer: the new owner, and the caller's own membership
+    afterwards (None for a superuser who is not a member)."""
+
+    owner: MemberView
+    previous_owner: MemberView | None
+
+
 # --- errors --------------------------------------------------------------------------
 
 
@@ -148,6 +158,12 @@ def direct_add_disabled() -> PermissionDeniedError:
     return PermissionDeniedError(
         "Adding members directly is disabled; invite them instead.",
         code=ErrorCode.DIRECT_ADD_DISABLED,
+    )
+
+
+def self_transfer() -> ConflictError:
+    return ConflictError(
+        "You cannot transfer ownership to yourself.", code=ErrorCode.SELF_ACTION_FORBIDDEN
     )
 
 
@@ -735,12 +751,7 @@ async def change_role(
     if current == OrgRole.OWNER and role != OrgRole.OWNER:
         await _require_another_owner(db, org_id, user_id)
     if current != role:
-        await db.execute(
-            update(Membership)
-            .where(col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id)
-            .values(role=role)
-            .execution_options(synchronize_session=False)
-        )
+        await _set_role(db, org_id, user_id, role)
     member = await _member_view(db, actor.catalog, org_id, user_id)
     await db.commit()
     audit(
@@ -752,6 +763,54 @@ async def change_role(
         new_role=role,
     )
     return member
+
+
+async def transfer_ownership(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID
+) -> TransferView:
+    """Make a member an owner and step down to ``admin`` (docs/API.md).
+
+    Owners and superusers only: owning is held by no permission, so no custom role reaches
+    it (403 ``INSUFFICIENT_ROLE``). Yourself: 409 ``SELF_ACTION_FORBIDDEN``; a user who is
+    not a member: 404 ``MEMBER_NOT_FOUND``. The target becomes ``owner`` (unchanged when it
+    is one); the actor's own membership, if any, becomes ``admin``; other owners stay. The
+    target is an owner before the actor steps down, and both happen under the organization
+    lock, so concurrent transfers never leave the organization without an owner.
+    """
+    if not await lock_organization(db, org_id):
+        raise org_not_found()
+    access = await load_access(db, actor, org_id)
+    require_owner(access.grant)
+    if user_id == actor.user_id:
+        raise self_transfer()
+    target_role, _ = await _member_role(db, actor.catalog, org_id, user_id)
+    if target_role != OrgRole.OWNER:
+        await _set_role(db, org_id, user_id, OrgRole.OWNER)
+    previous = access.membership
+    if previous is not None and previous.role != OrgRole.ADMIN:
+        await _set_role(db, org_id, actor.user_id, OrgRole.ADMIN)
+    owner = await _member_view(db, actor.catalog, org_id, user_id)
+    stepped_down = (
+        await _member_view(db, actor.catalog, org_id, actor.user_id) if previous else None
+    )
+    await db.commit()
+    audit(
+        "organization.ownership_transferred",
+        actor_id=actor.user_id,
+        organization_id=org_id,
+        user_id=user_id,
+        previous_owner_id=actor.user_id if previous else None,
+    )
+    return TransferView(owner, stepped_down)
+
+
+async def _set_role(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+    await db.execute(
+        update(Membership)
+        .where(col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id)
+        .values(role=role)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def remove_member(

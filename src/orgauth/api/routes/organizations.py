@@ -19,6 +19,8 @@ from orgauth.schemas import (
     OrganizationCreate,
     OrganizationRead,
     OrganizationUpdate,
+    OwnershipTransfer,
+    OwnershipTransferRead,
     Page,
     Pagination,
 )
@@ -236,6 +238,23 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     async def remove(org_id: uuid.UUID, actor: ActorDep, db: Db) -> Response:
         await org_service.delete_organization(db, actor, org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(
+        "/{org_id}/transfer-ownership",
+        operation_id="organizations_transfer_ownership",
+        response_model=OwnershipTransferRead,
+        responses=errors(401, 403, 404, 409, 422),
+        summary="Make a member an owner and step down to admin (owners)",
+    )
+    async def transfer_ownership(
+        org_id: uuid.UUID, body: OwnershipTransfer, actor: ActorDep, db: Db
+    ) -> OwnershipTransferRead:
+        transfer = await org_service.transfer_ownership(db, actor, org_id, body.user_id)
+        previous = transfer.previous_owner
+        return OwnershipTransferRead(
+            owner=member_read(transfer.owner),
+            previous_owner=member_read(previous) if previous is not None else None,
+        )
 
     build_member_routes(
         router, auth, member_actor, operation_prefix="organizations", count_direct_adds=True
