@@ -773,9 +773,9 @@ async def transfer_ownership(
     Owners and superusers only: owning is held by no permission, so no custom role reaches
     it (403 ``INSUFFICIENT_ROLE``). Yourself: 409 ``SELF_ACTION_FORBIDDEN``; a user who is
     not a member: 404 ``MEMBER_NOT_FOUND``. The target becomes ``owner`` (unchanged when it
-    is one); the actor's own membership, if any, becomes ``admin``; other owners stay. The
-    target is an owner before the actor steps down, and both happen under the organization
-    lock, so concurrent transfers never leave the organization without an owner.
+    is one); the actor's own membership, if any, becomes ``admin``; other owners stay. Both
+    changes are one transaction under the organization lock, and the actor's right is read
+    under it, so concurrent transfers never leave the organization without an owner.
     """
     if not await lock_organization(db, org_id):
         raise org_not_found()
@@ -791,7 +791,9 @@ async def transfer_ownership(
         await _set_role(db, org_id, actor.user_id, OrgRole.ADMIN)
     owner = await _member_view(db, actor.catalog, org_id, user_id)
     stepped_down = (
-        await _member_view(db, actor.catalog, org_id, actor.user_id) if previous else None
+        await _member_view(db, actor.catalog, org_id, actor.user_id)
+        if previous is not None
+        else None
     )
     await db.commit()
     audit(
@@ -799,7 +801,7 @@ async def transfer_ownership(
         actor_id=actor.user_id,
         organization_id=org_id,
         user_id=user_id,
-        previous_owner_id=actor.user_id if previous else None,
+        previous_owner_id=actor.user_id if previous is not None else None,
     )
     return TransferView(owner, stepped_down)
 
