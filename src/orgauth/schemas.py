@@ -346,6 +346,18 @@ class MemberRoleUpdate(RequestModel):
     role: RoleRef
 
 
+class OwnershipTransfer(RequestModel):
+    user_id: uuid.UUID = Field(description="The member who becomes an owner.")
+
+
+class OwnershipTransferRead(BaseModel):
+    owner: MemberRead = Field(description="The new owner.")
+    previous_owner: MemberRead | None = Field(
+        description="Your membership afterwards (now admin); null for a superuser who is "
+        "not a member."
+    )
+
+
 # --- roles and permissions ---------------------------------------------------------
 
 RoleKey = Annotated[str, Field(max_length=ROLE_MAX_LENGTH, pattern=ROLE_KEY_PATTERN)]

@@ -36,6 +36,9 @@ EXPECTED = {
         "organizations_change_member_role"
     ),
     ("delete", "/api/v1/organizations/{org_id}/members/{user_id}"): "organizations_remove_member",
+    ("post", "/api/v1/organizations/{org_id}/transfer-ownership"): (
+        "organizations_transfer_ownership"
+    ),
     ("get", "/api/v1/organizations/{org_id}/roles"): "organizations_list_roles",
     ("post", "/api/v1/organizations/{org_id}/roles"): "organizations_create_role",
     ("patch", "/api/v1/organizations/{org_id}/roles/{role_key}"): "organizations_update_role",

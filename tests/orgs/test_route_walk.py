@@ -119,6 +119,21 @@ ROUTES: dict[tuple[str, str], Route] = {
         lambda s: "/roles/spare", _managers(200), lambda s: {"name": "Spare part"}
     ),
     ("DELETE", "/roles/{role_key}"): Route(lambda s: "/roles/spare", _managers(204)),
+    # Owners only. Naming the outsider (never a member) lets owners and superusers get past
+    # every permission check without the walk losing its owner; the transfer itself is
+    # tested in test_transfer_ownership.py.
+    ("POST", "/transfer-ownership"): Route(
+        lambda s: "/transfer-ownership",
+        {
+            "owner": (404, "MEMBER_NOT_FOUND"),
+            "admin": DENIED,
+            "member": DENIED,
+            "reader": DENIED,
+            "superuser": (404, "MEMBER_NOT_FOUND"),
+            "outsider": HIDDEN,
+        },
+        lambda s: {"user_id": str(s.org.outsider.id)},
+    ),
     ("DELETE", ""): Route(
         lambda s: "",
         {

@@ -47,12 +47,14 @@ from orgauth.models import (
     User,
     utcnow,
 )
+from orgauth.security.ratelimit import AccountLimits
 from orgauth.services.permissions import (
     Grant,
     PermissionCatalog,
     insufficient_role,
     is_role_key,
     require_grantable,
+    require_owner,
     require_permission,
     require_touchable,
 )
@@ -99,6 +101,30 @@ class MemberView:
     joined_at: Any
 
 
+@dataclass(frozen=True)
+class DirectAddRules:
+    """What the settings say about adding existing users directly (docs/SECURITY.md,
+    "Adding members").
+
+    ``enabled`` is ``ORG_DIRECT_ADD`` (false: superusers only); ``max_members`` is
+    ``ORG_MAX_MEMBERS`` (0: no limit); ``limits`` counts each attempt against the caller's
+    ``RATE_LIMIT_INVITE`` (None: not counted, as on the admin API).
+    """
+
+    enabled: bool = True
+    max_members: int = 0
+    limits: AccountLimits | None = None
+
+
+@dataclass(frozen=True)
+class TransferView:
+    """An ownership transfer's answer: the new owner, and the caller's own membership
+    afterwards (None for a superuser who is not a member)."""
+
+    owner: MemberView
+    previous_owner: MemberView | None
+
+
 # --- errors --------------------------------------------------------------------------
 
 
@@ -125,6 +151,19 @@ def last_owner() -> ConflictError:
 def member_limit_reached() -> ConflictError:
     return ConflictError(
         "The organization has reached its member limit.", code=ErrorCode.MEMBER_LIMIT_REACHED
+    )
+
+
+def direct_add_disabled() -> PermissionDeniedError:
+    return PermissionDeniedError(
+        "Adding members directly is disabled; invite them instead.",
+        code=ErrorCode.DIRECT_ADD_DISABLED,
+    )
+
+
+def self_transfer() -> ConflictError:
+    return ConflictError(
+        "You cannot transfer ownership to yourself.", code=ErrorCode.SELF_ACTION_FORBIDDEN
     )
 
 
@@ -624,21 +663,37 @@ async def add_member(
     org_id: uuid.UUID,
     *,
     role: str,
+    rules: DirectAddRules,
     hooks: Hooks,
     user_id: uuid.UUID | None = None,
     email: str | None = None,
 ) -> MemberView:
-    """Add an existing user by id or email with a role the actor may grant; 409 if already
-    a member, 422 ``UNKNOWN_ROLE`` for a key the organization does not have."""
+    """Add an existing user by id or email with a role the actor may grant.
+
+    In order (docs/SECURITY.md, "Adding members"): 404 for strangers; 403
+    ``DIRECT_ADD_DISABLED`` when ``rules.enabled`` is false and the actor is not a
+    superuser; 403 without ``members:add``; then the attempt counts against the caller's
+    ``RATE_LIMIT_INVITE`` (429), before anything about the target is looked at; the role
+    (422 ``UNKNOWN_ROLE``, 403 beyond the caller's); 404 ``USER_NOT_FOUND``; 409
+    ``ALREADY_MEMBER``; 409 ``MEMBER_LIMIT_REACHED``.
+    """
     if not await lock_organization(db, org_id):
         raise org_not_found()
     grant = await acting_grant(db, actor, org_id)
+    if not rules.enabled and not actor.is_superuser:
+        raise direct_add_disabled()
     require_permission(grant, "members:add")
+    if rules.limits is not None:
+        # Counted before the target is looked up, so probing emails costs the allowance.
+        await rules.limits.invite(actor.user_id)
     require_grantable(grant, role, await role_permissions(db, actor.catalog, org_id, role))
     target = await _find_user(db, user_id=user_id, email=email)
+    if await _is_member(db, org_id, target):
+        raise already_member()
+    await require_member_room(db, org_id, rules.max_members)
     db.add(Membership(organization_id=org_id, user_id=target, role=role, joined_at=utcnow()))
     try:
-        await db.flush()  # the primary key answers "already a member"
+        await db.flush()  # the primary key still guards "already a member"
     except IntegrityError:
         await db.rollback()
         raise already_member() from None
@@ -650,9 +705,19 @@ async def add_member(
         organization_id=org_id,
         user_id=target,
         role=role,
+        source="direct",
     )
     await hooks.after_member_added(org_id, target, role)
     return member
+
+
+async def _is_member(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    found = await db.scalar(
+        select(func.count()).where(
+            col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id
+        )
+    )
+    return bool(found)
 
 
 async def _find_user(
@@ -686,12 +751,7 @@ async def change_role(
     if current == OrgRole.OWNER and role != OrgRole.OWNER:
         await _require_another_owner(db, org_id, user_id)
     if current != role:
-        await db.execute(
-            update(Membership)
-            .where(col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id)
-            .values(role=role)
-            .execution_options(synchronize_session=False)
-        )
+        await _set_role(db, org_id, user_id, role)
     member = await member_view(db, actor.catalog, org_id, user_id)
     await db.commit()
     audit(
@@ -703,6 +763,56 @@ async def change_role(
         new_role=role,
     )
     return member
+
+
+async def transfer_ownership(
+    db: AsyncSession, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID
+) -> TransferView:
+    """Make a member an owner and step down to ``admin`` (docs/API.md).
+
+    Owners and superusers only: owning is held by no permission, so no custom role reaches
+    it (403 ``INSUFFICIENT_ROLE``). Yourself: 409 ``SELF_ACTION_FORBIDDEN``; a user who is
+    not a member: 404 ``MEMBER_NOT_FOUND``. The target becomes ``owner`` (unchanged when it
+    is one); the actor's own membership, if any, becomes ``admin``; other owners stay. Both
+    changes are one transaction under the organization lock, and the actor's right is read
+    under it, so concurrent transfers never leave the organization without an owner.
+    """
+    if not await lock_organization(db, org_id):
+        raise org_not_found()
+    access = await load_access(db, actor, org_id)
+    require_owner(access.grant)
+    if user_id == actor.user_id:
+        raise self_transfer()
+    target_role, _ = await _member_role(db, actor.catalog, org_id, user_id)
+    if target_role != OrgRole.OWNER:
+        await _set_role(db, org_id, user_id, OrgRole.OWNER)
+    previous = access.membership
+    if previous is not None and previous.role != OrgRole.ADMIN:
+        await _set_role(db, org_id, actor.user_id, OrgRole.ADMIN)
+    owner = await member_view(db, actor.catalog, org_id, user_id)
+    stepped_down = (
+        await member_view(db, actor.catalog, org_id, actor.user_id)
+        if previous is not None
+        else None
+    )
+    await db.commit()
+    audit(
+        "organization.ownership_transferred",
+        actor_id=actor.user_id,
+        organization_id=org_id,
+        user_id=user_id,
+        previous_owner_id=actor.user_id if previous is not None else None,
+    )
+    return TransferView(owner, stepped_down)
+
+
+async def _set_role(db: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+    await db.execute(
+        update(Membership)
+        .where(col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id)
+        .values(role=role)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def remove_member(

@@ -272,7 +272,15 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     members = APIRouter(prefix="/organizations")
-    build_member_routes(members, auth, superuser_actor, operation_prefix="admin_organizations")
+    # The admin API is the operators' own tool: its direct adds are not rate-limited
+    # (docs/SECURITY.md, "Adding members"); the member limit still applies.
+    build_member_routes(
+        members,
+        auth,
+        superuser_actor,
+        operation_prefix="admin_organizations",
+        count_direct_adds=False,
+    )
     router.include_router(members)
 
     # --- stats -------------------------------------------------------------------

@@ -20,11 +20,13 @@ from orgauth.schemas import (
     OrganizationCreate,
     OrganizationRead,
     OrganizationUpdate,
+    OwnershipTransfer,
+    OwnershipTransferRead,
     Page,
     Pagination,
 )
 from orgauth.services import organizations as org_service
-from orgauth.services.organizations import Actor, MemberView, OrgView
+from orgauth.services.organizations import Actor, DirectAddRules, MemberView, OrgView
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
@@ -56,11 +58,26 @@ def member_read(member: MemberView) -> MemberRead:
 
 
 def build_member_routes(
-    router: APIRouter, auth: "OrgAuth", actor_dependency: object, *, operation_prefix: str
+    router: APIRouter,
+    auth: "OrgAuth",
+    actor_dependency: object,
+    *,
+    operation_prefix: str,
+    count_direct_adds: bool,
 ) -> None:
     """Member routes shared by /organizations and /admin/organizations; their OpenAPI
-    operation ids start with ``operation_prefix``."""
+    operation ids start with ``operation_prefix``. With ``count_direct_adds`` each add
+    counts against the caller's ``RATE_LIMIT_INVITE`` (docs/SECURITY.md, "Adding
+    members")."""
     deps = auth.dependencies
+
+    def direct_add_rules() -> DirectAddRules:
+        return DirectAddRules(
+            enabled=auth.settings.org_direct_add,
+            max_members=auth.settings.org_max_members,
+            limits=auth.account_limits if count_direct_adds else None,
+        )
+
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     ActorDep = Annotated[Actor, Depends(actor_dependency)]
 
@@ -94,7 +111,7 @@ def build_member_routes(
         operation_id=f"{operation_prefix}_add_member",
         response_model=MemberRead,
         status_code=status.HTTP_201_CREATED,
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 429),
         summary="Add an existing user as a member",
     )
     async def add_member(org_id: uuid.UUID, body: MemberAdd, actor: ActorDep, db: Db) -> MemberRead:
@@ -103,6 +120,7 @@ def build_member_routes(
             actor,
             org_id,
             role=body.role,
+            rules=direct_add_rules(),
             user_id=body.user_id,
             email=body.email,
             hooks=auth.hooks,
@@ -222,7 +240,26 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         await org_service.delete_organization(db, actor, org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    build_member_routes(router, auth, member_actor, operation_prefix="organizations")
+    @router.post(
+        "/{org_id}/transfer-ownership",
+        operation_id="organizations_transfer_ownership",
+        response_model=OwnershipTransferRead,
+        responses=errors(401, 403, 404, 409, 422),
+        summary="Make a member an owner and step down to admin (owners)",
+    )
+    async def transfer_ownership(
+        org_id: uuid.UUID, body: OwnershipTransfer, actor: ActorDep, db: Db
+    ) -> OwnershipTransferRead:
+        transfer = await org_service.transfer_ownership(db, actor, org_id, body.user_id)
+        previous = transfer.previous_owner
+        return OwnershipTransferRead(
+            owner=member_read(transfer.owner),
+            previous_owner=member_read(previous) if previous is not None else None,
+        )
+
+    build_member_routes(
+        router, auth, member_actor, operation_prefix="organizations", count_direct_adds=True
+    )
     build_role_routes(router, auth, member_actor)
     build_invitation_routes(router, auth, member_actor)
     return router
