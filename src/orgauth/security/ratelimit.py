@@ -135,7 +135,6 @@ class AccountLimits:
         """Count a verification request for ``email``; RateLimitedError when over the limit."""
         await self.limiter.hit("verify_email_account", self._verify_email, _account_key(email))
 
-
     async def change_email(self, user_id: uuid.UUID) -> None:
         """Count an email-change request of the user; RateLimitedError when over."""
         await self.limiter.hit("change_email", self._verify_email, str(user_id))

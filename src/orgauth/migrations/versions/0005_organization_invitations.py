@@ -54,9 +54,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("organization_invitations", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_organization_invitations_token_hash", ["token_hash"], unique=True
-        )
+        batch_op.create_index("ix_organization_invitations_token_hash", ["token_hash"], unique=True)
         batch_op.create_index(
             "ux_organization_invitations_live",
             ["organization_id", "email"],
