@@ -222,6 +222,8 @@ ClientFactory = Callable[..., Awaitable[CustomApp]]
 
 RESET_SUBJECT = "Reset your password"
 VERIFY_SUBJECT = "Verify your email address"
+CHANGE_SUBJECT = "Confirm your new email address"
+CHANGED_SUBJECT = "Your email address was changed"
 
 
 def read_emails(directory: Path, subject: str | None = None) -> list[EmailMessage]:
@@ -257,6 +259,19 @@ def token_from_link(link: str) -> str:
 
 def verify_links(message: EmailMessage) -> list[str]:
     return [word for word in plain_text(message).split() if "verify-email?token=" in word]
+
+
+def change_links(message: EmailMessage) -> list[str]:
+    return [word for word in plain_text(message).split() if "confirm-email?token=" in word]
+
+
+def latest_change_token(directory: Path, to: str | None = None) -> str:
+    """The token of the newest email-change confirmation (to ``to``, if given)."""
+    messages = [m for m in read_emails(directory, CHANGE_SUBJECT) if to is None or m["To"] == to]
+    assert messages, f"no email-change confirmation in {directory}"
+    links = change_links(messages[-1])
+    assert len(links) == 1, links
+    return token_from_link(links[0])
 
 
 def latest_reset_token(directory: Path) -> str:
