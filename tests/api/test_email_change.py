@@ -28,6 +28,7 @@ from tests.support.http import (
     USER_KEYS,
     ClientFactory,
     LoggedIn,
+    ResponseStartMarker,
     assert_error,
     assert_session_alive,
     assert_session_dead,
@@ -258,6 +259,29 @@ async def test_a_taken_address_gets_the_same_answer_and_no_link(
     # the older link still works would tell whether the address is taken.
     assert_error(await confirm_mine(client, session, pending), 400, "INVALID_VERIFICATION_TOKEN")
     assert all(row.used_at is not None for row in await change_rows(db))
+
+
+async def test_nothing_about_the_new_address_is_looked_up_before_the_answer(
+    app: Any, client: httpx.AsyncClient, email_dir: Path
+) -> None:
+    session = await account(client)
+    taken = (await account(client, "taken")).email
+    marker = ResponseStartMarker(app)
+    transport = httpx.ASGITransport(app=marker, client=("203.0.113.10", 50000))
+    seen: dict[str, tuple[list[str], list[str]]] = {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as probe:
+        for name, address in (("free", unique_email("free")), ("taken", taken)):
+            response = await request_change(probe, session, address)
+            assert response.status_code == 202
+            seen[name] = (marker.before_response, marker.after_response)
+
+    # Before the answer: only the caller's own session check, the same for both...
+    assert seen["free"][0] == seen["taken"][0]
+    assert not any("email_verification_tokens" in s for s in seen["free"][0])
+    # ...and afterwards the same statements, but the token only for the free address.
+    assert any("INSERT INTO email_verification_tokens" in s for s in seen["free"][1])
+    assert not any("INSERT INTO email_verification_tokens" in s for s in seen["taken"][1])
+    assert len(read_emails(email_dir, CHANGE_SUBJECT)) == 1
 
 
 async def test_the_current_address_is_unchanged(client: httpx.AsyncClient, db: AsyncEngine) -> None:

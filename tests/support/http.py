@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 from fastapi import FastAPI
-from sqlalchemy import Executable
+from sqlalchemy import Executable, event
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -319,3 +319,29 @@ async def insert_user(
         session.add(user)
         await session.commit()
     return user.id
+
+
+class ResponseStartMarker:
+    """ASGI wrapper recording which SQL statements ran before the response was started."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = False
+        self.before_response: list[str] = []
+        self.after_response: list[str] = []
+        engine = app.state.orgauth.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        (self.after_response if self.started else self.before_response).append(statement)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.started = False
+        self.before_response, self.after_response = [], []
+
+        async def marking_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.started = True
+            await send(message)
+
+        await self.app(scope, receive, marking_send)
