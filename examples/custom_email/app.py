@@ -5,7 +5,8 @@
 * ``on_password_reset_requested``: the hook gets the reset link and token and sends the
   email itself, in the host's words; orgauth then sends nothing.
 * ``on_email_verification_requested``: the same for the verification link that follows a
-  sign-up (or ``POST /auth/verify-email/request``).
+  sign-up (or ``POST /auth/verify-email/request``) and for the link that confirms a new
+  address (``POST /users/me/email``).
 * ``on_register``: a welcome email after each sign-up.
 
 Here the "provider" is an in-memory outbox that also logs each message; swap in your email
@@ -87,14 +88,21 @@ async def send_reset(delivery: ResetDelivery) -> None:
 
 
 async def send_verification(delivery: VerificationDelivery) -> None:
-    """Runs after the response, like ``send_reset``; ``url`` carries the single-use token."""
-    await outbox.send(
-        EmailMessage(
-            to=delivery.email,
-            subject="Confirm your Example email address",
-            text=f"Please confirm your address for Example by opening\n\n{delivery.url}\n",
+    """Runs after the response, like ``send_reset``; ``url`` carries the single-use token.
+
+    ``purpose`` is ``"verify"`` (prove the account's address) or ``"change"`` (the user asked
+    to move the account to ``delivery.email``, the new address)."""
+    if delivery.purpose == "change":
+        subject = "Confirm your new Example email address"
+        text = (
+            "Someone asked to move an Example account to this address. To confirm, open\n\n"
+            f"{delivery.url}\n\n"
+            "If it was not you, ignore this email: nothing changes.\n"
         )
-    )
+    else:
+        subject = "Confirm your Example email address"
+        text = f"Please confirm your address for Example by opening\n\n{delivery.url}\n"
+    await outbox.send(EmailMessage(to=delivery.email, subject=subject, text=text))
 
 
 auth.hooks.on_register.append(send_welcome)

@@ -268,6 +268,11 @@ def build_invitation_url(frontend_url: str, token: str) -> str:
     return f"{frontend_url.rstrip('/')}/accept-invitation?token={quote(token, safe='')}"
 
 
+def build_confirm_email_url(frontend_url: str, token: str) -> str:
+    """The email-change link: always ``FRONTEND_URL``-based, never a request's Host."""
+    return f"{frontend_url.rstrip('/')}/confirm-email?token={quote(token, safe='')}"
+
+
 def _describe_minutes(minutes: float) -> str:
     seconds = max(1, round(minutes * 60))
     if seconds % 3600 == 0:
@@ -371,6 +376,53 @@ def invitation_message(
     )
 
 
+def email_change_message(*, to: str, confirm_url: str, expires_hours: float) -> EmailMessage:
+    """The ``Confirm your new email address`` email, to the new address ``to``, with the
+    link ``confirm_url`` (see build_confirm_email_url)."""
+    if not confirm_url.startswith(("https://", "http://")):
+        raise ValueError("confirm_url must be an http(s) URL")
+    lifetime = _describe_minutes(expires_hours * 60)
+    text = (
+        "Someone asked to make this the email address of their account.\n\n"
+        f"To confirm the change, open this link within {lifetime}:\n\n"
+        f"{confirm_url}\n\n"
+        "The link works once. If you did not ask for this, ignore this email: nothing "
+        "changes.\n"
+    )
+    link = html.escape(confirm_url, quote=True)
+    html_body = (
+        "<!DOCTYPE html>\n<html><body>\n"
+        "<p>Someone asked to make this the email address of their account.</p>\n"
+        f"<p>To confirm the change, open this link within {lifetime}:</p>\n"
+        f'<p><a href="{link}">Confirm your new email address</a></p>\n'
+        f"<p>Or copy this address into your browser:<br>{link}</p>\n"
+        "<p>The link works once. If you did not ask for this, ignore this email: nothing "
+        "changes.</p>\n"
+        "</body></html>\n"
+    )
+    return EmailMessage(to=to, subject="Confirm your new email address", text=text, html=html_body)
+
+
+def email_changed_message(*, to: str, new_email: str) -> EmailMessage:
+    """``Your email address was changed``, to the old address ``to``: names the new
+    address and carries no link and no token."""
+    text = (
+        "The email address of your account was changed.\n\n"
+        f"The account now uses: {new_email}\n\n"
+        "Sign-in and every message about the account now go to that address. If you did "
+        "not make this change, contact the service's support at once.\n"
+    )
+    html_body = (
+        "<!DOCTYPE html>\n<html><body>\n"
+        "<p>The email address of your account was changed.</p>\n"
+        f"<p>The account now uses: {html.escape(new_email, quote=True)}</p>\n"
+        "<p>Sign-in and every message about the account now go to that address. If you did "
+        "not make this change, contact the service's support at once.</p>\n"
+        "</body></html>\n"
+    )
+    return EmailMessage(to=to, subject="Your email address was changed", text=text, html=html_body)
+
+
 __all__ = [
     "ConsoleEmailSender",
     "EmailDeliveryError",
@@ -379,11 +431,14 @@ __all__ = [
     "FileEmailSender",
     "SmtpEmailSender",
     "SmtpTlsMode",
+    "build_confirm_email_url",
     "build_invitation_url",
     "build_mime_message",
     "build_reset_url",
     "build_verify_url",
     "create_email_sender",
+    "email_change_message",
+    "email_changed_message",
     "invitation_message",
     "password_reset_message",
     "verification_message",

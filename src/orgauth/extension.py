@@ -294,6 +294,8 @@ class OrgAuth:
                         extra={
                             "sessions": result.sessions,
                             "refresh_tokens": result.refresh_tokens,
+                            "reset_tokens": result.reset_tokens,
+                            "verification_tokens": result.verification_tokens,
                         },
                     )
             except Exception as exc:  # keep the loop alive through outages

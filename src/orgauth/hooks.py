@@ -42,7 +42,8 @@ class Hooks:
     on_member_removed: list[MemberHook] = field(default_factory=list)
     # When any is registered, orgauth does not send the reset email itself.
     on_password_reset_requested: list[ResetHook] = field(default_factory=list)
-    # When any is registered, orgauth does not send the verification email itself.
+    # When any is registered, orgauth does not send verification or email-change links
+    # itself (``VerificationDelivery.purpose`` tells them apart).
     on_email_verification_requested: list[VerificationHook] = field(default_factory=list)
     # When any is registered, orgauth does not send the invitation email itself.
     on_invitation_sent: list[InvitationHook] = field(default_factory=list)

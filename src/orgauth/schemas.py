@@ -120,6 +120,17 @@ class PasswordChangeRequest(RequestModel):
     new_password: Password
 
 
+class EmailChangeRequest(RequestModel):
+    new_email: Email
+    # Optional in the schema: a missing or empty password is INVALID_PASSWORD (400) for an
+    # account that has one, not a field error.
+    password: Annotated[str, Field(max_length=PASSWORD_INPUT_MAX_LENGTH)] | None = None
+
+
+class EmailChangeConfirm(RequestModel):
+    token: OpaqueToken
+
+
 # --- auth --------------------------------------------------------------------------
 
 

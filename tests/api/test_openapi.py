@@ -13,6 +13,8 @@ EXPECTED = {
     ("get", "/api/v1/users/me"): "users_get_me",
     ("patch", "/api/v1/users/me"): "users_update_me",
     ("post", "/api/v1/users/me/password"): "users_change_password",
+    ("post", "/api/v1/users/me/email"): "users_request_email_change",
+    ("post", "/api/v1/users/me/email/confirm"): "users_confirm_email_change",
     ("get", "/api/v1/sessions/me"): "sessions_list_mine",
     ("delete", "/api/v1/sessions/{session_id}"): "sessions_revoke",
     ("post", "/api/v1/auth/register"): "auth_register",

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import PasswordResetToken, User, UserSession, utcnow
@@ -21,6 +21,7 @@ from tests.support.http import (
     PASSWORD,
     RESET_SUBJECT,
     ClientFactory,
+    ResponseStartMarker,
     UserFactory,
     assert_error,
     assert_session_alive,
@@ -359,32 +360,6 @@ async def test_concurrent_confirms_with_one_token_succeed_exactly_once(
     loser = OTHER_PASSWORD if chosen == NEW_PASSWORD else NEW_PASSWORD
     assert (await login(client, session.email, chosen)).status_code == 200
     assert_error(await login(client, session.email, loser), 401, "INVALID_CREDENTIALS")
-
-
-class ResponseStartMarker:
-    """ASGI wrapper recording which SQL statements ran before the response was started."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.started = False
-        self.before_response: list[str] = []
-        self.after_response: list[str] = []
-        engine = app.state.orgauth.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", self._record)
-
-    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        (self.after_response if self.started else self.before_response).append(statement)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.started = False
-        self.before_response, self.after_response = [], []
-
-        async def marking_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                self.started = True
-            await send(message)
-
-        await self.app(scope, receive, marking_send)
 
 
 async def test_request_does_the_same_work_for_known_and_unknown_emails_before_answering(

@@ -1,4 +1,5 @@
-"""examples/custom_email: a custom EmailSender receives the welcome and reset emails."""
+"""examples/custom_email: a custom EmailSender receives the welcome, reset, verification and
+email-change emails."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.embedding.helpers import (
     API,
     NEW_PASSWORD,
+    PASSWORD,
     load_example,
     point_examples_at,
     register,
@@ -83,6 +85,39 @@ async def test_reset_email_goes_through_the_hook_and_the_custom_sender(
     )
     assert confirmed.status_code == 200
     await sign_in(client, user["email"], NEW_PASSWORD)
+
+
+async def test_email_change_link_goes_through_the_hook_in_its_own_words(
+    example: tuple[ModuleType, httpx.AsyncClient],
+) -> None:
+    module, client = example
+    user = await register(client)
+    account = await sign_in(client, user["email"])
+    module.outbox.messages.clear()
+    new = f"moved-{user['id'][:8]}@example.com"
+
+    requested = await client.post(
+        f"{API}/users/me/email",
+        json={"new_email": new, "password": PASSWORD},
+        headers=account.headers,
+    )
+
+    assert requested.status_code == 202, requested.text
+    [change] = module.outbox.messages
+    assert change.to == new
+    assert change.subject == "Confirm your new Example email address"
+    [link] = [word for word in change.text.split() if word.startswith("https://")]
+    assert link.startswith("https://app.example.test/confirm-email?token=oa_ev_")
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    confirmed = await client.post(
+        f"{API}/users/me/email/confirm", json={"token": token}, headers=account.headers
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["email"] == new
+    # The notice to the old address comes from orgauth, through the custom sender.
+    [_, notice] = module.outbox.messages
+    assert notice.to == user["email"]
+    assert notice.subject == "Your email address was changed"
 
 
 async def test_custom_sender_replaces_the_configured_backend(

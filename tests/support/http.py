@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 from fastapi import FastAPI
-from sqlalchemy import Executable
+from sqlalchemy import Executable, event
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -222,6 +222,8 @@ ClientFactory = Callable[..., Awaitable[CustomApp]]
 
 RESET_SUBJECT = "Reset your password"
 VERIFY_SUBJECT = "Verify your email address"
+CHANGE_SUBJECT = "Confirm your new email address"
+CHANGED_SUBJECT = "Your email address was changed"
 
 
 def read_emails(directory: Path, subject: str | None = None) -> list[EmailMessage]:
@@ -257,6 +259,19 @@ def token_from_link(link: str) -> str:
 
 def verify_links(message: EmailMessage) -> list[str]:
     return [word for word in plain_text(message).split() if "verify-email?token=" in word]
+
+
+def change_links(message: EmailMessage) -> list[str]:
+    return [word for word in plain_text(message).split() if "confirm-email?token=" in word]
+
+
+def latest_change_token(directory: Path, to: str | None = None) -> str:
+    """The token of the newest email-change confirmation (to ``to``, if given)."""
+    messages = [m for m in read_emails(directory, CHANGE_SUBJECT) if to is None or m["To"] == to]
+    assert messages, f"no email-change confirmation in {directory}"
+    links = change_links(messages[-1])
+    assert len(links) == 1, links
+    return token_from_link(links[0])
 
 
 def latest_reset_token(directory: Path) -> str:
@@ -304,3 +319,29 @@ async def insert_user(
         session.add(user)
         await session.commit()
     return user.id
+
+
+class ResponseStartMarker:
+    """ASGI wrapper recording which SQL statements ran before the response was started."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = False
+        self.before_response: list[str] = []
+        self.after_response: list[str] = []
+        engine = app.state.orgauth.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        (self.after_response if self.started else self.before_response).append(statement)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.started = False
+        self.before_response, self.after_response = [], []
+
+        async def marking_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.started = True
+            await send(message)
+
+        await self.app(scope, receive, marking_send)

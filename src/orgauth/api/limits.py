@@ -30,6 +30,11 @@ class RouteLimits:
         self.verify_email = _per_ip(
             limiter, proxies, "verify_email", settings.rate_limit_verify_email
         )
+        # Email-change requests: RATE_LIMIT_VERIFY_EMAIL per IP too (the per-user count is
+        # AccountLimits.change_email).
+        self.change_email = _per_ip(
+            limiter, proxies, "change_email_ip", settings.rate_limit_verify_email
+        )
         # One counter per IP shared by every route that redeems an emailed or one-time
         # token (docs/API.md): guessing spread over several such routes counts once.
         self.token_confirm = _per_ip(

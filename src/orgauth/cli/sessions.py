@@ -35,3 +35,4 @@ def prune() -> None:
         f"Pruned {result.sessions} sessions, {result.refresh_tokens} refresh tokens "
         f"and {result.reset_tokens} password reset tokens."
     )
+    typer.echo(f"Pruned {result.verification_tokens} email verification tokens.")

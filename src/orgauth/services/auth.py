@@ -219,7 +219,10 @@ async def change_password(
     hashed = await ctx.passwords.hash(clean)
     await _store_password(db, user_id=user.id, hashed=hashed)
     revoked = await sessions.revoke_user_sessions(
-        db, user_ids=[user.id], reason=sessions.REASON_PASSWORD_CHANGED, keep_session_id=session_id
+        db,
+        user_ids=[user.id],
+        reason=sessions.REASON_PASSWORD_CHANGED,
+        keep_session_ids=[session_id],
     )
     await db.commit()
     audit("password.changed", user_id=user.id, revoked_sessions=revoked)

@@ -10,7 +10,13 @@ from sqlmodel import col
 
 from orgauth.data.sessions import session_is_over
 from orgauth.data.statements import affected_rows
-from orgauth.models import PasswordResetToken, RefreshToken, UserSession, utcnow
+from orgauth.models import (
+    EmailVerificationToken,
+    PasswordResetToken,
+    RefreshToken,
+    UserSession,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,7 @@ class PruneResult:
     sessions: int
     refresh_tokens: int
     reset_tokens: int
+    verification_tokens: int
 
 
 async def prune_expired(session: AsyncSession) -> PruneResult:
@@ -33,11 +40,21 @@ async def prune_expired(session: AsyncSession) -> PruneResult:
             )
         )
     )
+    # Verification and email-change links: spent (used or superseded) or expired.
+    verifications = await session.execute(
+        delete(EmailVerificationToken).where(
+            or_(
+                col(EmailVerificationToken.expires_at) < now,
+                col(EmailVerificationToken.used_at).is_not(None),
+            )
+        )
+    )
     await session.commit()
     return PruneResult(
         sessions=affected_rows(sessions),
         refresh_tokens=affected_rows(tokens),
         reset_tokens=affected_rows(resets),
+        verification_tokens=affected_rows(verifications),
     )
 
 

@@ -8,7 +8,7 @@ concurrent refreshes with one token exactly one wins, across processes too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ REASON_PASSWORD_CHANGED = "password_changed"
 REASON_PASSWORD_RESET = "password_reset"
 REASON_DEACTIVATED = "deactivated"
 REASON_ADMIN = "admin"
+REASON_EMAIL_CHANGED = "email_changed"
 
 
 @dataclass(frozen=True)
@@ -267,15 +268,15 @@ async def revoke_user_sessions(
     *,
     user_ids: list[uuid.UUID],
     reason: str,
-    keep_session_id: uuid.UUID | None = None,
+    keep_session_ids: Collection[uuid.UUID] = (),
 ) -> int:
-    """Revoke every active session of some users (optionally all but one); how many.
+    """Revoke every active session of some users (optionally all but a few); how many.
 
     The caller commits, so the revocation lands with the change that caused it.
     """
     conditions: list[ColumnElement[bool]] = [col(UserSession.user_id).in_(user_ids)]
-    if keep_session_id is not None:
-        conditions.append(col(UserSession.id) != keep_session_id)
+    if keep_session_ids:
+        conditions.append(col(UserSession.id).not_in(list(keep_session_ids)))
     return await session_data.revoke_sessions(db, *conditions, now=utcnow(), reason=reason)
 
 

@@ -205,15 +205,20 @@ def build_auth_router(auth: "OrgAuth") -> APIRouter:
         "/verify-email/confirm",
         operation_id="auth_confirm_email_verification",
         response_model=UserRead,
-        responses=errors(400, 422, 429),
-        summary="Verify the account's email address with an emailed token",
+        responses=errors(400, 409, 422, 429),
+        summary="Verify the account's email address, or apply an email change, with an "
+        "emailed token",
         dependencies=[Depends(auth.limits.token_confirm)],
     )
-    async def verify_email_confirm(body: VerifyEmailConfirm, db: Db, client: Client) -> UserRead:
-        user = await verification_service.confirm_verification(
+    async def verify_email_confirm(
+        body: VerifyEmailConfirm, db: Db, client: Client, background: BackgroundTasks
+    ) -> UserRead:
+        confirmed = await verification_service.confirm_email_token(
             db, ctx, token=body.token, client=client
         )
-        return UserRead.model_validate(user)
+        if confirmed.change is not None:  # the old address hears of it after the response
+            background.add_task(verification_service.notify_email_changed, ctx, confirmed.change)
+        return UserRead.model_validate(confirmed.user)
 
     return router
 

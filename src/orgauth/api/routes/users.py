@@ -1,18 +1,32 @@
-"""/users/me: the caller's profile and password (docs/API.md)."""
+"""/users/me: the caller's profile, password and email address (docs/API.md)."""
 
+import logging
+import uuid
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._responses import errors
 from orgauth.models import User
-from orgauth.schemas import MessageResponse, PasswordChangeRequest, UserRead, UserUpdateMe
+from orgauth.schemas import (
+    EmailChangeConfirm,
+    EmailChangeRequest,
+    MessageResponse,
+    PasswordChangeRequest,
+    UserRead,
+    UserUpdateMe,
+)
 from orgauth.services import auth as auth_service
+from orgauth.services import verification as verification_service
+from orgauth.services.context import ClientInfo
 from orgauth.services.sessions import Principal
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
+
+logger = logging.getLogger("orgauth.auth")
+EMAIL_CHANGE_REQUESTED_MESSAGE = "A confirmation link has been sent to the new address."
 
 
 def add_profile_route(router: APIRouter, auth: "OrgAuth", path: str) -> None:
@@ -47,6 +61,8 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
     router = APIRouter(prefix="/users", tags=["users"])
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     CurrentUser = Annotated[User, Depends(deps.current_user)]
+    CurrentPrincipal = Annotated[Principal, Depends(deps.get_principal)]
+    Client = Annotated[ClientInfo, Depends(deps.get_client)]
 
     if profile_route:
         add_profile_route(router, auth, "/me")
@@ -73,7 +89,7 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
     )
     async def change_password(
         body: PasswordChangeRequest,
-        principal: Annotated[Principal, Depends(deps.get_principal)],
+        principal: CurrentPrincipal,
         db: Db,
     ) -> MessageResponse:
         await auth_service.change_password(
@@ -86,4 +102,70 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
         )
         return MessageResponse(message="Password changed; your other sessions were signed out.")
 
+    @router.post(
+        "/me/email",
+        operation_id="users_request_email_change",
+        response_model=MessageResponse,
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=errors(400, 401, 422, 429),
+        summary="Email a confirmation link to a new address (same answer if it is taken)",
+        dependencies=[Depends(auth.limits.change_email)],
+    )
+    async def request_email_change(
+        body: EmailChangeRequest,
+        principal: CurrentPrincipal,
+        client: Client,
+        background: BackgroundTasks,
+    ) -> MessageResponse:
+        await verification_service.check_email_change(
+            auth.context,
+            user=principal.user,
+            new_email=body.new_email,
+            password=body.password,
+            client=client,
+        )
+        # Whether another account has the address, the token and the email all come after
+        # the answer: a taken address answers the same, in the same time.
+        background.add_task(
+            _send_email_change, auth, principal.user_id, principal.session_id, body.new_email
+        )
+        return MessageResponse(message=EMAIL_CHANGE_REQUESTED_MESSAGE)
+
+    @router.post(
+        "/me/email/confirm",
+        operation_id="users_confirm_email_change",
+        response_model=UserRead,
+        responses=errors(400, 401, 409, 422, 429),
+        summary="Apply my email change with the emailed token; signs out my other sessions",
+        dependencies=[Depends(auth.limits.token_confirm)],
+    )
+    async def confirm_email_change(
+        body: EmailChangeConfirm,
+        principal: CurrentPrincipal,
+        db: Db,
+        client: Client,
+        background: BackgroundTasks,
+    ) -> UserRead:
+        confirmed = await verification_service.confirm_email_token(
+            db, auth.context, token=body.token, client=client, caller=principal
+        )
+        if confirmed.change is not None:
+            background.add_task(
+                verification_service.notify_email_changed, auth.context, confirmed.change
+            )
+        return UserRead.model_validate(confirmed.user)
+
     return router
+
+
+async def _send_email_change(
+    auth: "OrgAuth", user_id: uuid.UUID, session_id: uuid.UUID, new_email: str
+) -> None:
+    """The email-change request's work, after the response, on a session of its own."""
+    try:
+        async with auth.sessionmaker() as db:
+            await verification_service.send_email_change(
+                db, auth.context, user_id=user_id, session_id=session_id, new_email=new_email
+            )
+    except Exception as exc:  # nobody is waiting for an answer: log it (no email, no token)
+        logger.error("email change request failed", extra={"error": type(exc).__name__})
