@@ -17,8 +17,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from sqlalchemy import select
 
-from orgauth.models import OrgRole
+from orgauth.models import Invitation, OrgRole
+from tests.support.http import fetch
 from tests.support.orgs import API, Account, Factory, RoledOrg, assert_error
 from tests.support.roles import role_rows
 
@@ -32,13 +34,14 @@ HIDDEN = (404, "ORGANIZATION_NOT_FOUND")
 class Scene:
     """A roled organization, plus a member holding a custom role with only
     ``organization:read``, a target member, a candidate who is not in it, an unheld spare
-    custom role and a superuser who is not a member."""
+    custom role, a superuser who is not a member and a pending invitation."""
 
     org: RoledOrg
     reader: Account
     target: Account
     candidate: Account
     superuser: Account
+    invitation_id: str
 
     def actor(self, name: str) -> Account:
         if name == "reader":
@@ -119,6 +122,16 @@ ROUTES: dict[tuple[str, str], Route] = {
         lambda s: "/roles/spare", _managers(200), lambda s: {"name": "Spare part"}
     ),
     ("DELETE", "/roles/{role_key}"): Route(lambda s: "/roles/spare", _managers(204)),
+    ("GET", "/invitations"): Route(lambda s: "/invitations", _managers(200)),
+    ("POST", "/invitations"): Route(
+        lambda s: "/invitations", _managers(201), lambda s: {"email": "walker@example.com"}
+    ),
+    ("POST", "/invitations/{invitation_id}/resend"): Route(
+        lambda s: f"/invitations/{s.invitation_id}/resend", _managers(200)
+    ),
+    ("POST", "/invitations/{invitation_id}/revoke"): Route(
+        lambda s: f"/invitations/{s.invitation_id}/revoke", _managers(200)
+    ),
     # Owners only. Naming the outsider (never a member) lets owners and superusers get past
     # every permission check without the walk losing its owner; the transfer itself is
     # tested in test_transfer_ownership.py.
@@ -179,15 +192,36 @@ async def scene(client: httpx.AsyncClient, factory: Factory, roled_org: RoledOrg
     await factory.add_membership(roled_org.id, reader.id, "reader")
     target = await factory.account()
     await factory.add_membership(roled_org.id, target.id, OrgRole.MEMBER)
-    return Scene(roled_org, reader, target, await factory.account(), await factory.superuser())
+    invitation = await client.post(
+        f"{roled_org.url}/invitations",
+        json={"email": "invited@example.com"},
+        headers=roled_org.owner.headers,
+    )
+    assert invitation.status_code == 201, invitation.text
+    return Scene(
+        roled_org,
+        reader,
+        target,
+        await factory.account(),
+        await factory.superuser(),
+        invitation.json()["id"],
+    )
 
 
 async def _state(factory: Factory, org_id: uuid.UUID) -> tuple[Any, ...]:
-    """What a refused call must leave alone: memberships, the organization, its roles."""
+    """What a refused call must leave alone: memberships, the organization, its roles and
+    invitations."""
+    invitations = await fetch(
+        factory.engine,
+        select(Invitation.id, Invitation.status, Invitation.token_hash, Invitation.expires_at)
+        .where(Invitation.organization_id == org_id)
+        .order_by(Invitation.id),
+    )
     return (
         await factory.roles(org_id),
         await factory.organization_row(org_id),
         await role_rows(factory.engine, org_id),
+        [tuple(row) for row in invitations],
     )
 
 
