@@ -856,3 +856,25 @@ async def test_every_dead_token_gets_the_same_answer(
     assert {(a.status_code, a.text) for a in answers} == {(400, answers[0].text)}
     assert {(d.status_code, d.text) for d in declines} == {(400, declines[0].text)}
     assert_error(answers[0], 400, "INVALID_INVITATION")
+
+
+async def test_a_failing_email_backend_is_logged_without_the_token_and_the_invitation_stays(
+    make_app: ClientFactory,
+    factory: Factory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the email directory should be")
+    custom = await make_app(email_file_dir=str(blocker))
+    owner = await factory.account(client=custom.client)
+    org_id = (await Factory(factory.engine, custom.client).organization(owner))["id"]
+
+    with caplog.at_level(logging.ERROR, logger="orgauth.email"):
+        response = await invite(custom.client, org_id, owner, unique_email())
+
+    assert response.status_code == 201, response.text
+    [failure] = [r for r in caplog.records if r.getMessage() == "invitation email failed"]
+    assert failure.__dict__["invitation_id"] == response.json()["id"]
+    assert "oa_inv_" not in caplog.text
+    assert (await invitation_row(factory.engine, response.json()["id"])).status == "pending"

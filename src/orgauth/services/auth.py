@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +28,9 @@ from orgauth.security.ratelimit import RateLimitedError
 from orgauth.security.tokens import hash_token, new_reset_token, reset_token_hash
 from orgauth.services import sessions
 from orgauth.services.context import AuthContext, ClientInfo
+from orgauth.services.delivery import deliver
 from orgauth.services.sessions import IssuedTokens
 from orgauth.validation import InvalidEmailError, normalize_email
-
-email_logger = logging.getLogger("orgauth.email")
 
 
 def _invalid_credentials() -> AuthenticationError:
@@ -341,19 +339,17 @@ async def _issue_reset_token(
 async def deliver_reset(ctx: AuthContext, delivery: ResetDelivery) -> None:
     """Hand a reset link to the host's hooks or, when none is registered, to the email
     backend. A failure is logged (without the token), never raised."""
-    try:
-        if not await ctx.hooks.password_reset_requested(delivery):
-            message = password_reset_message(
-                to=delivery.email,
-                reset_url=delivery.reset_url,
-                expires_minutes=ctx.settings.password_reset_expire_minutes,
-            )
-            await ctx.email.send(message)
-    except Exception as exc:
-        email_logger.error(
-            "password reset email failed",
-            extra={"user_id": str(delivery.user_id), "error": type(exc).__name__},
-        )
+    await deliver(
+        ctx,
+        lambda: password_reset_message(
+            to=delivery.email,
+            reset_url=delivery.reset_url,
+            expires_minutes=ctx.settings.password_reset_expire_minutes,
+        ),
+        hooks=ctx.hooks.password_reset_requested(delivery),
+        failure="password reset email failed",
+        user_id=str(delivery.user_id),
+    )
 
 
 async def confirm_password_reset(

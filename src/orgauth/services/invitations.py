@@ -15,7 +15,6 @@ The rules of docs/SECURITY.md ("Invitations") live here:
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +54,7 @@ from orgauth.security.tokens import (
     new_opaque_token,
 )
 from orgauth.services.context import AuthContext
+from orgauth.services.delivery import deliver
 from orgauth.services.organizations import (
     Actor,
     MemberView,
@@ -73,7 +73,6 @@ from orgauth.services.permissions import (
     require_permission,
 )
 
-email_logger = logging.getLogger("orgauth.email")
 MANAGE = "invitations:manage"
 
 
@@ -672,20 +671,17 @@ async def deliver_invitation(ctx: AuthContext, message: InvitationEmail) -> None
     """Hand an invitation to the host's hooks or, when none is registered, to the email
     backend. A failure is logged (without the token), never raised."""
     delivery = message.delivery
-    try:
-        if not await ctx.hooks.invitation_sent(delivery):
-            await ctx.email.send(
-                invitation_message(
-                    to=delivery.email,
-                    accept_url=delivery.url,
-                    organization_name=message.organization_name,
-                    inviter=message.inviter,
-                    role=message.role,
-                    expires_at=message.expires_at,
-                )
-            )
-    except Exception as exc:
-        email_logger.error(
-            "invitation email failed",
-            extra={"invitation_id": str(delivery.invitation_id), "error": type(exc).__name__},
-        )
+    await deliver(
+        ctx,
+        lambda: invitation_message(
+            to=delivery.email,
+            accept_url=delivery.url,
+            organization_name=message.organization_name,
+            inviter=message.inviter,
+            role=message.role,
+            expires_at=message.expires_at,
+        ),
+        hooks=ctx.hooks.invitation_sent(delivery),
+        failure="invitation email failed",
+        invitation_id=str(delivery.invitation_id),
+    )

@@ -12,7 +12,6 @@ one, and redeeming it moves the account to that address (:func:`confirm_email_to
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlmodel import col, select
 
 from orgauth.audit import audit
 from orgauth.email import (
+    EmailMessage,
     build_confirm_email_url,
     build_verify_url,
     email_change_message,
@@ -43,10 +43,9 @@ from orgauth.security.tokens import hash_token, new_verification_token, verifica
 from orgauth.services import sessions
 from orgauth.services.auth import end_reset_tokens
 from orgauth.services.context import AuthContext, ClientInfo
+from orgauth.services.delivery import deliver
 from orgauth.services.sessions import Principal
 from orgauth.validation import InvalidEmailError, normalize_email
-
-email_logger = logging.getLogger("orgauth.email")
 
 
 def _invalid_verification_token() -> BadRequestError:
@@ -181,30 +180,23 @@ async def deliver_verification(ctx: AuthContext, delivery: VerificationDelivery)
     """Hand a verification or email-change link to the host's hooks or, when none is
     registered, to the email backend. A failure is logged (without the token), never
     raised."""
-    try:
-        if not await ctx.hooks.email_verification_requested(delivery):
-            if delivery.purpose == PURPOSE_CHANGE:
-                message = email_change_message(
-                    to=delivery.email,
-                    confirm_url=delivery.url,
-                    expires_hours=ctx.settings.email_verify_expire_hours,
-                )
-            else:
-                message = verification_message(
-                    to=delivery.email,
-                    verify_url=delivery.url,
-                    expires_hours=ctx.settings.email_verify_expire_hours,
-                )
-            await ctx.email.send(message)
-    except Exception as exc:
-        email_logger.error(
-            "verification email failed",
-            extra={
-                "user_id": str(delivery.user_id),
-                "purpose": delivery.purpose,
-                "error": type(exc).__name__,
-            },
-        )
+    hours = ctx.settings.email_verify_expire_hours
+
+    def message() -> EmailMessage:
+        if delivery.purpose == PURPOSE_CHANGE:
+            return email_change_message(
+                to=delivery.email, confirm_url=delivery.url, expires_hours=hours
+            )
+        return verification_message(to=delivery.email, verify_url=delivery.url, expires_hours=hours)
+
+    await deliver(
+        ctx,
+        message,
+        hooks=ctx.hooks.email_verification_requested(delivery),
+        failure="verification email failed",
+        user_id=str(delivery.user_id),
+        purpose=delivery.purpose,
+    )
 
 
 # --- email change ------------------------------------------------------------------------
@@ -375,13 +367,13 @@ async def notify_email_changed(ctx: AuthContext, change: EmailChanged) -> None:
     token, through the email backend. A failure is logged, never raised."""
     if not change.old_email or change.old_email == change.new_email:
         return
-    try:
-        await ctx.email.send(email_changed_message(to=change.old_email, new_email=change.new_email))
-    except Exception as exc:
-        email_logger.error(
-            "email change notice failed",
-            extra={"user_id": str(change.user_id), "error": type(exc).__name__},
-        )
+    await deliver(
+        ctx,
+        lambda: email_changed_message(to=change.old_email, new_email=change.new_email),
+        hooks=None,
+        failure="email change notice failed",
+        user_id=str(change.user_id),
+    )
 
 
 # --- redeeming links ---------------------------------------------------------------------
