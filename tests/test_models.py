@@ -287,6 +287,10 @@ STRING_LENGTHS: list[tuple[str, str, int]] = [
     ("organization_invitations", "role", models.ROLE_MAX_LENGTH),
     ("organization_invitations", "status", models.STATUS_MAX_LENGTH),
     ("organization_invitations", "token_hash", models.TOKEN_HASH_LENGTH),
+    ("audit_events", "action", models.ACTION_MAX_LENGTH),
+    ("audit_events", "actor_type", models.ACTOR_TYPE_MAX_LENGTH),
+    ("audit_events", "ip_address", models.IP_MAX_LENGTH),
+    ("audit_events", "user_agent", models.USER_AGENT_MAX_LENGTH),
 ]
 
 

@@ -29,6 +29,8 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 from orgauth.lengths import (
+    ACTION_MAX_LENGTH,
+    ACTOR_TYPE_MAX_LENGTH,
     BROWSER_MAX_LENGTH,
     DESCRIPTION_MAX_LENGTH,
     DEVICE_NAME_MAX_LENGTH,
@@ -369,6 +371,41 @@ INVITATION_REVOKED = "revoked"
 INVITATION_EXPIRED = "expired"
 
 
+class AuditEvent(SQLModel, table=True):
+    """One stored audit event (docs/API.md, "Audit log"). Append-only: orgauth never
+    updates a row, and only pruning deletes. ``organization_id`` has no foreign key, so
+    events outlive their organization."""
+
+    __tablename__: ClassVar[str] = "audit_events"
+    __table_args__ = (
+        Index(
+            "ix_audit_events_organization_id_occurred_at_id",
+            "organization_id",
+            "occurred_at",
+            "id",
+        ),
+        Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
+        Index("ix_audit_events_actor_id_occurred_at", "actor_id", "occurred_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    action: str = Field(sa_column=Column(String(ACTION_MAX_LENGTH), nullable=False))
+    organization_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid(), nullable=True))
+    actor_type: str = Field(sa_column=Column(String(ACTOR_TYPE_MAX_LENGTH), nullable=False))
+    actor_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid(), nullable=True))
+    impersonator_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid(), nullable=True))
+    targets: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    ip_address: str | None = Field(default=None, sa_column=Column(String(IP_MAX_LENGTH)))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(USER_AGENT_MAX_LENGTH)))
+    # ``metadata`` is the column's name; the attribute cannot be (SQLAlchemy reserves it).
+    event_metadata: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
+    )
+
+
 ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     User,
     UserSession,
@@ -379,6 +416,7 @@ ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     PasswordResetToken,
     EmailVerificationToken,
     Invitation,
+    AuditEvent,
 )
 ORGAUTH_TABLES: frozenset[str] = frozenset(
     model.__table__.name  # type: ignore[attr-defined]

@@ -334,7 +334,7 @@ async def test_patch_updates_names_email_and_flags(
     token, _ = await factory.login("renamed@example.com")
     assert token
     event = audit_event(caplog, "admin.user_updated")
-    assert event.fields == "email,first_name,is_superuser,last_name"
+    assert event.fields == ["email", "first_name", "is_superuser", "last_name"]
 
 
 async def test_patch_to_a_taken_email_is_409(

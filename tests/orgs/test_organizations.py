@@ -286,7 +286,7 @@ async def test_admin_updates_name_and_description(
     assert body["member_count"] == 3
     assert datetime.fromisoformat(body["updated_at"]) > datetime.fromisoformat(before["updated_at"])
     event = audit_event(caplog, "organization.updated")
-    assert event.fields == "description,name"
+    assert event.fields == ["description", "name"]
     assert event.actor_id == str(roled_org.admin.id)
 
 

@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.data.sessions import session_is_active, session_is_over
 from orgauth.data.statements import affected_rows
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError
+from orgauth.events import EventActor, record
 from orgauth.models import Membership, Organization, OrgRole, User, UserSession, utcnow
 from orgauth.services import sessions as session_service
 from orgauth.services.auth import end_reset_tokens, validate_new_password
@@ -126,12 +127,18 @@ async def create_user(
         email_verified_at=utcnow() if email_verified else None,
     )
     db.add(user)
+    record(
+        db,
+        "admin.user_created",
+        actor=EventActor.user(actor_id),
+        targets=[events.user(user.id)],
+        is_superuser=is_superuser,
+    )
     try:
         await db.commit()
     except IntegrityError:
         await db.rollback()
         raise email_taken() from None
-    audit("admin.user_created", actor_id=actor_id, user_id=user.id, is_superuser=is_superuser)
     await ctx.hooks.after_register(user)
     return user
 
@@ -168,18 +175,19 @@ async def update_user(
         revoked = await session_service.revoke_user_sessions(
             db, user_ids=[user_id], reason=session_service.REASON_DEACTIVATED
         )
+    record(
+        db,
+        "admin.user_updated",
+        actor=EventActor.user(actor_id),
+        targets=[events.user(user_id)],
+        fields=sorted(changes),
+        revoked_sessions=revoked,
+    )
     try:
         await db.commit()
     except IntegrityError:
         await db.rollback()
         raise email_taken() from None
-    audit(
-        "admin.user_updated",
-        actor_id=actor_id,
-        user_id=user_id,
-        fields=",".join(sorted(changes)),
-        revoked_sessions=revoked,
-    )
     return user
 
 
@@ -254,13 +262,14 @@ async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UU
     if plan.blocked:
         raise last_owner()
     await _delete(db, plan)
-    await db.commit()
-    audit(
+    record(
+        db,
         "admin.user_deleted",
-        actor_id=actor_id,
-        user_id=user_id,
+        actor=EventActor.user(actor_id),
+        targets=[events.user(user_id)],
         organizations_deleted=len(plan.emptied_organizations),
     )
+    await db.commit()
 
 
 async def _delete(db: AsyncSession, plan: Deletion) -> int:
@@ -314,15 +323,17 @@ async def bulk_action(
             await session_service.revoke_user_sessions(
                 db, user_ids=targets, reason=session_service.REASON_DEACTIVATED
             )
-    await db.commit()
     skipped_ids = [uid for uid in requested if uid not in set(targets)]
-    audit(
+    record(
+        db,
         "admin.bulk_action",
-        actor_id=actor_id,
+        actor=EventActor.user(actor_id),
+        targets=[events.user(uid) for uid in targets],
         action=action,
         affected=affected,
         skipped=len(skipped_ids),
     )
+    await db.commit()
     return BulkResult(affected=affected, skipped_ids=skipped_ids)
 
 
@@ -331,8 +342,14 @@ async def revoke_sessions(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uui
     revoked = await session_service.revoke_user_sessions(
         db, user_ids=[user_id], reason=session_service.REASON_ADMIN
     )
+    record(
+        db,
+        "admin.sessions_revoked",
+        actor=EventActor.user(actor_id),
+        targets=[events.user(user_id)],
+        revoked=revoked,
+    )
     await db.commit()
-    audit("admin.sessions_revoked", actor_id=actor_id, user_id=user_id, revoked=revoked)
     return revoked
 
 

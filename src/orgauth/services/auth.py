@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.data.statements import affected_rows
 from orgauth.email import build_reset_url, password_reset_message
 from orgauth.errors import (
@@ -22,6 +22,7 @@ from orgauth.errors import (
     PermissionDeniedError,
     UnprocessableError,
 )
+from orgauth.events import EventActor, record, record_alone
 from orgauth.models import PasswordResetToken, User, utcnow
 from orgauth.security.passwords import PasswordIdentity, WeakPasswordError, check_password_policy
 from orgauth.security.ratelimit import RateLimitedError
@@ -85,15 +86,22 @@ async def register(
     hashed = await ctx.passwords.hash(clean)
     user = User(email=email, hashed_password=hashed, first_name=first_name, last_name=last_name)
     db.add(user)
+    record(
+        db,
+        "user.registered",
+        actor=EventActor.user(user.id),
+        targets=[events.user(user.id)],
+        client=client,
+        method="password",
+    )
     try:
         await db.commit()
     except IntegrityError:
         await db.rollback()
-        audit("user.register_refused", ip=client.ip)
+        await record_alone(db, "user.register_refused", client=client)
         raise BadRequestError(
             "Registration could not be completed.", code=ErrorCode.REGISTRATION_FAILED
         ) from None
-    audit("user.registered", user_id=user.id, ip=client.ip)
     await ctx.hooks.after_register(user)
     return user
 
@@ -144,19 +152,16 @@ async def login(
 
     if user is None or not user.is_active:
         await ctx.passwords.verify_dummy(password)
-        audit(
-            "login.failure",
-            user_id=user.id if user else None,
-            reason="inactive" if user else "unknown_email",
-            ip=client.ip,
+        await _login_failed(
+            db, user.id if user else None, "inactive" if user else "unknown_email", client
         )
         raise _invalid_credentials()
     if not await ctx.passwords.verify(password, user.hashed_password):
-        audit("login.failure", user_id=user.id, reason="bad_password", ip=client.ip)
+        await _login_failed(db, user.id, "bad_password", client)
         raise _invalid_credentials()
     # Only a caller who knows the password learns that the address awaits verification.
     if ctx.settings.require_verified_email and user.email_verified_at is None:
-        audit("login.failure", user_id=user.id, reason="email_not_verified", ip=client.ip)
+        await _login_failed(db, user.id, "email_not_verified", client)
         raise PermissionDeniedError(
             "Verify your email address before signing in.", code=ErrorCode.EMAIL_NOT_VERIFIED
         )
@@ -173,28 +178,55 @@ async def login(
         statement = _RECORD_LOGIN_AND_REHASH
     if affected_rows(await db.execute(statement, params)) != 1:
         await db.rollback()
-        audit("login.failure", user_id=user_id, reason="account_changed", ip=client.ip)
+        await _login_failed(db, user_id, "account_changed", client)
         raise _invalid_credentials()
     issued = await sessions.start_session(db, ctx, user=user, client=client)
+    record(
+        db,
+        "login.success",
+        actor=EventActor.user(user_id),
+        targets=[events.session(issued.session_id)],
+        client=client,
+        method="password",
+        mfa=False,
+    )
     await db.commit()
-    audit("login.success", user_id=user.id, session_id=issued.session_id, ip=client.ip)
     await ctx.hooks.after_login(user)
     return issued
 
 
+async def _login_failed(
+    db: AsyncSession, user_id: uuid.UUID | None, reason: str, client: ClientInfo
+) -> None:
+    """A refused sign-in, recorded on its own: the account when known, never the email
+    that was typed."""
+    await record_alone(
+        db,
+        "login.failure",
+        targets=[events.user(user_id)] if user_id else [],
+        client=client,
+        reason=reason,
+    )
+
+
 async def logout(db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     await sessions.revoke_session(
-        db, user_id=user_id, session_id=session_id, reason=sessions.REASON_LOGOUT
+        db, user_id=user_id, session_id=session_id, reason=sessions.REASON_LOGOUT, action="logout"
     )
-    audit("logout", user_id=user_id, session_id=session_id)
 
 
 async def logout_all(db: AsyncSession, *, user_id: uuid.UUID) -> int:
     revoked = await sessions.revoke_user_sessions(
         db, user_ids=[user_id], reason=sessions.REASON_LOGOUT_ALL
     )
+    record(
+        db,
+        "logout_all",
+        actor=EventActor.user(user_id),
+        targets=[events.user(user_id)],
+        revoked=revoked,
+    )
     await db.commit()
-    audit("logout_all", user_id=user_id, revoked=revoked)
     return revoked
 
 
@@ -209,7 +241,12 @@ async def change_password(
 ) -> int:
     """Change the password; every other session is revoked, the current one stays."""
     if not await ctx.passwords.verify(current_password, user.hashed_password):
-        audit("password.change_refused", user_id=user.id)
+        await record_alone(
+            db,
+            "password.change_refused",
+            actor=EventActor.user(user.id),
+            targets=[events.user(user.id)],
+        )
         raise BadRequestError("The current password is incorrect.", code=ErrorCode.INVALID_PASSWORD)
     clean = await validate_new_password(
         ctx, new_password, email=user.email, first_name=user.first_name, last_name=user.last_name
@@ -222,8 +259,14 @@ async def change_password(
         reason=sessions.REASON_PASSWORD_CHANGED,
         keep_session_ids=[session_id],
     )
+    record(
+        db,
+        "password.changed",
+        actor=EventActor.user(user.id),
+        targets=[events.user(user.id)],
+        revoked_sessions=revoked,
+    )
     await db.commit()
-    audit("password.changed", user_id=user.id, revoked_sessions=revoked)
     await ctx.hooks.after_password_change(user)
     return revoked
 
@@ -283,17 +326,18 @@ async def request_password_reset(
     user = (await db.execute(select(User).where(col(User.email) == normalized))).scalar()
     await db.commit()
     if user is None or not user.is_active:
-        audit("password.reset_requested", user_id=None, ip=client.ip)
+        await record_alone(db, "password.reset_requested", client=client)
         return None
     try:
         await ctx.account_limits.password_reset(normalized)
     except RateLimitedError:
-        audit("password.reset_throttled", user_id=user.id, ip=client.ip)
+        await record_alone(
+            db, "password.reset_throttled", targets=[events.user(user.id)], client=client
+        )
         return None
-    token = await _issue_reset_token(db, ctx, user_id=user.id, email=normalized)
+    token = await _issue_reset_token(db, ctx, user_id=user.id, email=normalized, client=client)
     if token is None:  # the address or the account changed meanwhile
         return None
-    audit("password.reset_requested", user_id=user.id, ip=client.ip)
     delivery = ResetDelivery(
         user_id=user.id,
         email=normalized,
@@ -305,7 +349,12 @@ async def request_password_reset(
 
 
 async def _issue_reset_token(
-    db: AsyncSession, ctx: AuthContext, *, user_id: uuid.UUID, email: str
+    db: AsyncSession,
+    ctx: AuthContext,
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    client: ClientInfo | None = None,
 ) -> str | None:
     """Store a new token (superseding older ones) while the account still has ``email``.
 
@@ -331,6 +380,12 @@ async def _issue_reset_token(
             created_at=now,
             expires_at=now + ctx.reset_lifetime,
         )
+    )
+    record(
+        db,
+        "password.reset_requested",
+        targets=[events.user(user_id)],
+        client=client,
     )
     await db.commit()
     return token
@@ -395,8 +450,14 @@ async def confirm_password_reset(
     revoked = await sessions.revoke_user_sessions(
         db, user_ids=[user.id], reason=sessions.REASON_PASSWORD_RESET
     )
+    record(
+        db,
+        "password.reset_completed",
+        targets=[events.user(user.id)],
+        client=client,
+        revoked_sessions=revoked,
+    )
     await db.commit()
-    audit("password.reset_completed", user_id=user.id, revoked_sessions=revoked, ip=client.ip)
     return user.id
 
 
@@ -407,6 +468,12 @@ async def update_profile(db: AsyncSession, *, user: User, changes: dict[str, str
             setattr(user, field, value)
         user.updated_at = utcnow()
         db.add(user)
+        record(
+            db,
+            "user.profile_updated",
+            actor=EventActor.user(user.id),
+            targets=[events.user(user.id)],
+            fields=sorted(changes),
+        )
         await db.commit()
-        audit("user.profile_updated", user_id=user.id, fields=",".join(sorted(changes)))
     return user

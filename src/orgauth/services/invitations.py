@@ -18,13 +18,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.email import build_invitation_url, invitation_message
 from orgauth.errors import (
     BadRequestError,
@@ -34,6 +35,7 @@ from orgauth.errors import (
     PermissionDeniedError,
     UnprocessableError,
 )
+from orgauth.events import SYSTEM, EventActor, record
 from orgauth.models import (
     INVITATION_ACCEPTED,
     INVITATION_DECLINED,
@@ -53,7 +55,7 @@ from orgauth.security.tokens import (
     invitation_token_hash,
     new_opaque_token,
 )
-from orgauth.services.context import AuthContext
+from orgauth.services.context import AuthContext, ClientInfo
 from orgauth.services.delivery import deliver
 from orgauth.services.organizations import (
     Actor,
@@ -311,22 +313,24 @@ async def create_invitation(
     org_name = await _organization_name(db, org_id)
     message = _issue(ctx, invitation, inviter, org_name)
     db.add(invitation)
-    await db.commit()
     if previous is not None:
-        audit(
+        record(
+            db,
             "invitation.revoked",
-            actor_id=actor.user_id,
-            organization_id=org_id,
-            invitation_id=previous,
+            **actor.events(org_id),
+            targets=[events.invitation(previous)],
+            email=email,
             reason="replaced",
         )
-    audit(
+    record(
+        db,
         "invitation.created",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        invitation_id=invitation.id,
+        **actor.events(org_id),
+        targets=[events.invitation(invitation.id)],
+        email=email,
         role=role,
     )
+    await db.commit()
     return IssuedInvitation(InvitationView.of(invitation, org_name, now), message)
 
 
@@ -388,13 +392,15 @@ async def resend_invitation(
     invitation.updated_at = now
     org_name = await _organization_name(db, org_id)
     message = _issue(ctx, invitation, inviter, org_name)
-    await db.commit()
-    audit(
+    record(
+        db,
         "invitation.resent",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        invitation_id=invitation.id,
+        **actor.events(org_id),
+        targets=[events.invitation(invitation.id)],
+        email=invitation.email,
+        role=invitation.role,
     )
+    await db.commit()
     return IssuedInvitation(InvitationView.of(invitation, org_name, now), message)
 
 
@@ -414,14 +420,17 @@ async def revoke_invitation(
         invitation.status = INVITATION_REVOKED
         invitation.updated_at = now
     org_name = await _organization_name(db, org_id)
-    await db.commit()
     if changed:
-        audit(
+        record(
+            db,
             "invitation.revoked",
-            actor_id=actor.user_id,
-            organization_id=org_id,
-            invitation_id=invitation.id,
+            **actor.events(org_id),
+            targets=[events.invitation(invitation.id)],
+            email=invitation.email,
+            role=invitation.role,
+            reason="manual",
         )
+    await db.commit()
     return InvitationView.of(invitation, org_name, now)
 
 
@@ -528,6 +537,7 @@ async def accept_invitation(
     *,
     token: str | None = None,
     invitation_id: uuid.UUID | None = None,
+    client: ClientInfo | None = None,
 ) -> Accepted:
     """Join the organization with the invitation's role, under the organization lock,
     checking in the order of docs/API.md ("Accepting")."""
@@ -560,13 +570,18 @@ async def accept_invitation(
     if not await _inviter_still_may(db, catalog, invitation):
         invitation.status = INVITATION_REVOKED
         invitation.updated_at = now
-        await db.commit()
-        audit(
+        record(
+            db,
             "invitation.revoked",
+            actor=SYSTEM,
             organization_id=org_id,
-            invitation_id=invitation.id,
-            reason="inviter_lost_right",
+            client=client,
+            targets=[events.invitation(invitation.id)],
+            email=invitation.email,
+            role=invitation.role,
+            reason="inviter_lost_rights",
         )
+        await db.commit()
         raise invalid_invitation()
     await require_member_room(db, org_id, ctx.settings.org_max_members)
     claimed = await db.execute(
@@ -599,21 +614,28 @@ async def accept_invitation(
     member = await member_view(db, catalog, org_id, user.id)
     org_name = await _organization_name(db, org_id)
     await db.refresh(invitation)
-    await db.commit()
-    audit(
+    joined: dict[str, Any] = {
+        "actor": EventActor.user(user.id),
+        "organization_id": org_id,
+        "client": client,
+    }
+    record(
+        db,
         "invitation.accepted",
-        actor_id=user.id,
-        organization_id=org_id,
-        invitation_id=invitation.id,
+        **joined,
+        targets=[events.invitation(invitation.id)],
+        email=invitation.email,
+        role=invitation.role,
     )
-    audit(
+    record(
+        db,
         "member.added",
-        actor_id=user.id,
-        organization_id=org_id,
-        user_id=user.id,
+        **joined,
+        targets=[events.user(user.id)],
         role=invitation.role,
         source="invitation",
     )
+    await db.commit()
     await ctx.hooks.after_member_added(org_id, user.id, invitation.role)
     return Accepted(InvitationView.of(invitation, org_name, now), member)
 
@@ -624,6 +646,7 @@ async def decline_invitation(
     user: User | None,
     token: str | None = None,
     invitation_id: uuid.UUID | None = None,
+    client: ClientInfo | None = None,
 ) -> InvitationView:
     """Decline a live invitation: by token (no account needed) or, signed in with the
     invited and verified address, by id. Anything else: 400 ``INVALID_INVITATION``."""
@@ -657,13 +680,17 @@ async def decline_invitation(
     )
     assert row is not None
     org_name = await _organization_name(db, row.organization_id)
-    await db.commit()
-    audit(
+    record(
+        db,
         "invitation.declined",
-        actor_id=user.id if user else None,
+        actor=EventActor.user(user.id if user else None),
         organization_id=row.organization_id,
-        invitation_id=row.id,
+        client=client,
+        targets=[events.invitation(row.id)],
+        email=row.email,
+        role=row.role,
     )
+    await db.commit()
     return InvitationView.of(row, org_name, now)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.data.statements import affected_rows
 from orgauth.errors import (
     ConflictError,
@@ -35,6 +35,7 @@ from orgauth.errors import (
     PermissionDeniedError,
     UnprocessableError,
 )
+from orgauth.events import EventActor, record
 from orgauth.hooks import Hooks
 from orgauth.lengths import SLUG_MAX_LENGTH
 from orgauth.models import (
@@ -48,6 +49,7 @@ from orgauth.models import (
     utcnow,
 )
 from orgauth.security.ratelimit import AccountLimits
+from orgauth.services.context import ClientInfo
 from orgauth.services.permissions import (
     Grant,
     PermissionCatalog,
@@ -70,10 +72,19 @@ class Actor:
     user_id: uuid.UUID
     catalog: PermissionCatalog
     is_superuser: bool = False
+    client: ClientInfo | None = None
 
     @classmethod
-    def of(cls, user: User, catalog: PermissionCatalog) -> Actor:
-        return cls(user_id=user.id, catalog=catalog, is_superuser=user.is_superuser)
+    def of(cls, user: User, catalog: PermissionCatalog, client: ClientInfo | None = None) -> Actor:
+        return cls(user.id, catalog, is_superuser=user.is_superuser, client=client)
+
+    def events(self, org_id: uuid.UUID) -> dict[str, Any]:
+        """The fields every event this actor causes in the organization carries."""
+        return {
+            "actor": EventActor.user(self.user_id),
+            "organization_id": org_id,
+            "client": self.client,
+        }
 
     def grant(self, role: str | None, stored: list[str] | None) -> Grant | None:
         return self.catalog.grant(role, stored, is_superuser=self.is_superuser)
@@ -605,13 +616,14 @@ async def create_organization(
             organization_id=organization.id, user_id=owner_id, role=OrgRole.OWNER, joined_at=now
         )
     )
-    await db.commit()
-    audit(
+    record(
+        db,
         "organization.created",
-        actor_id=actor.user_id,
-        organization_id=organization.id,
+        **actor.events(organization.id),
+        targets=[events.organization(organization.id)],
         owner_id=owner_id,
     )
+    await db.commit()
     await hooks.after_member_added(organization.id, owner_id, OrgRole.OWNER)
     return OrgView(organization, 1, OrgRole.OWNER, actor.catalog.role_permissions(OrgRole.OWNER))
 
@@ -637,13 +649,14 @@ async def update_organization(
         raise slug_taken() from None
     # Answers are read under the lock: after the commit another change may already be in.
     view = await get_organization(db, actor, org_id)
-    await db.commit()
-    audit(
+    record(
+        db,
         "organization.updated",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        fields=",".join(sorted(changes)),
+        **actor.events(org_id),
+        targets=[events.organization(org_id)],
+        fields=sorted(changes),
     )
+    await db.commit()
     return view
 
 
@@ -653,8 +666,10 @@ async def delete_organization(db: AsyncSession, actor: Actor, org_id: uuid.UUID)
         raise org_not_found()
     require_permission(await acting_grant(db, actor, org_id), "organization:delete")
     await db.execute(delete(Organization).where(col(Organization.id) == org_id))
+    record(
+        db, "organization.deleted", **actor.events(org_id), targets=[events.organization(org_id)]
+    )
     await db.commit()
-    audit("organization.deleted", actor_id=actor.user_id, organization_id=org_id)
 
 
 async def add_member(
@@ -698,15 +713,15 @@ async def add_member(
         await db.rollback()
         raise already_member() from None
     member = await member_view(db, actor.catalog, org_id, target)
-    await db.commit()
-    audit(
+    record(
+        db,
         "member.added",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        user_id=target,
+        **actor.events(org_id),
+        targets=[events.user(target)],
         role=role,
         source="direct",
     )
+    await db.commit()
     await hooks.after_member_added(org_id, target, role)
     return member
 
@@ -753,15 +768,15 @@ async def change_role(
     if current != role:
         await _set_role(db, org_id, user_id, role)
     member = await member_view(db, actor.catalog, org_id, user_id)
-    await db.commit()
-    audit(
+    record(
+        db,
         "member.role_changed",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        user_id=user_id,
+        **actor.events(org_id),
+        targets=[events.user(user_id)],
         old_role=current,
         new_role=role,
     )
+    await db.commit()
     return member
 
 
@@ -795,14 +810,14 @@ async def transfer_ownership(
         if previous is not None
         else None
     )
-    await db.commit()
-    audit(
+    record(
+        db,
         "organization.ownership_transferred",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        user_id=user_id,
+        **actor.events(org_id),
+        targets=[events.organization(org_id), events.user(user_id)],
         previous_owner_id=actor.user_id if previous is not None else None,
     )
+    await db.commit()
     return TransferView(owner, stepped_down)
 
 
@@ -835,14 +850,14 @@ async def remove_member(
             col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id
         )
     )
-    await db.commit()
-    audit(
+    record(
+        db,
         "member.left" if leaving else "member.removed",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        user_id=user_id,
+        **actor.events(org_id),
+        targets=[events.user(user_id)],
         role=current,
     )
+    await db.commit()
     await hooks.after_member_removed(org_id, user_id)
 
 

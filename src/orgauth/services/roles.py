@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from orgauth.events import record
 from orgauth.models import Invitation, Membership, OrganizationRole, utcnow
 from orgauth.services.organizations import (
     Actor,
@@ -212,12 +213,19 @@ async def create_role(
         updated_at=now,
     )
     db.add(row)
+    record(
+        db,
+        "role.created",
+        **actor.events(org_id),
+        targets=[events.role(row.id)],
+        key=key,
+        permissions=keys,
+    )
     try:
         await db.commit()
     except IntegrityError:  # the (organization, key) unique index, should the lock be bypassed
         await db.rollback()
         raise _key_taken() from None
-    audit("role.created", actor_id=actor.user_id, organization_id=org_id, role=key)
     return _custom_view(actor, row, 0)
 
 
@@ -248,14 +256,16 @@ async def update_role(
     await db.refresh(row)
     counts = await _member_counts(db, org_id)
     view = _custom_view(actor, row, counts.get(key, 0))
-    await db.commit()
-    audit(
+    record(
+        db,
         "role.updated",
-        actor_id=actor.user_id,
-        organization_id=org_id,
-        role=key,
-        fields=",".join(sorted(changes)),
+        **actor.events(org_id),
+        targets=[events.role(row.id)],
+        key=key,
+        permissions=row.permissions,
+        fields=sorted(changes),
     )
+    await db.commit()
     return view
 
 
@@ -283,5 +293,12 @@ async def delete_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: st
             code=ErrorCode.ROLE_IN_USE,
         )
     await db.execute(delete(OrganizationRole).where(col(OrganizationRole.id) == row.id))
+    record(
+        db,
+        "role.deleted",
+        **actor.events(org_id),
+        targets=[events.role(row.id)],
+        key=key,
+        permissions=row.permissions,
+    )
     await db.commit()
-    audit("role.deleted", actor_id=actor.user_id, organization_id=org_id, role=key)

@@ -17,11 +17,12 @@ from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.data import sessions as session_data
 from orgauth.data.statements import Statements
 from orgauth.data.users import user_from_row
 from orgauth.errors import AuthenticationError, ErrorCode, NotFoundError
+from orgauth.events import EventActor, log_line, record
 from orgauth.models import RefreshToken, User, UserSession, utcnow
 from orgauth.security.devices import parse_user_agent
 from orgauth.security.tokens import hash_token, new_refresh_token, refresh_token_hash
@@ -179,7 +180,7 @@ async def rotate_refresh_token(db: AsyncSession, ctx: AuthContext, *, token: str
     session.last_used_at = now
     await db.commit()
     access, expires_in = ctx.access_tokens.issue(user_id=user.id, session_id=session.id)
-    audit("token.refreshed", user_id=user.id, session_id=session.id)
+    log_line("token.refreshed", user_id=user.id, session_id=session.id)
     return IssuedTokens(access, refresh, expires_in, user, session.id)
 
 
@@ -207,9 +208,14 @@ async def _handle_unusable_token(
         now=now,
         reason=REASON_REFRESH_REUSE,
     )
-    await db.commit()
     if revoked:
-        audit("token.reuse_detected", user_id=found.user_id, session_id=found.session_id)
+        record(
+            db,
+            "token.reuse_detected",
+            actor=EventActor.user(found.user_id),
+            targets=[events.session(found.session_id)],
+        )
+    await db.commit()
 
 
 async def authenticate(
@@ -249,9 +255,16 @@ async def list_active_sessions(
 
 
 async def revoke_session(
-    db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID, reason: str
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    reason: str,
+    action: str,
+    client: ClientInfo | None = None,
 ) -> bool:
-    """Revoke one of the user's active sessions; False when there is no such session."""
+    """Revoke one of the user's active sessions, recording ``action`` with it; False
+    (nothing recorded) when there is no such session."""
     revoked = await session_data.revoke_sessions(
         db,
         col(UserSession.id) == session_id,
@@ -259,6 +272,14 @@ async def revoke_session(
         now=utcnow(),
         reason=reason,
     )
+    if revoked == 1:
+        record(
+            db,
+            action,
+            actor=EventActor.user(user_id),
+            targets=[events.session(session_id)],
+            client=client,
+        )
     await db.commit()
     return revoked == 1
 
@@ -284,6 +305,12 @@ async def revoke_own_session(
     db: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> None:
     """A user revokes one of their own sessions; anything else is the same 404."""
-    if not await revoke_session(db, user_id=user_id, session_id=session_id, reason=REASON_REVOKED):
+    revoked = await revoke_session(
+        db,
+        user_id=user_id,
+        session_id=session_id,
+        reason=REASON_REVOKED,
+        action="session.revoked",
+    )
+    if not revoked:
         raise NotFoundError("Session not found.", code=ErrorCode.SESSION_NOT_FOUND)
-    audit("session.revoked", user_id=user_id, session_id=session_id)

@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from orgauth.audit import audit
+from orgauth import events
 from orgauth.email import (
     EmailMessage,
     build_confirm_email_url,
@@ -37,6 +38,7 @@ from orgauth.errors import (
     ErrorCode,
     UnprocessableError,
 )
+from orgauth.events import EventActor, log_line, record, record_alone
 from orgauth.models import PURPOSE_CHANGE, PURPOSE_VERIFY, EmailVerificationToken, User, utcnow
 from orgauth.security.ratelimit import RateLimitedError
 from orgauth.security.tokens import hash_token, new_verification_token, verification_token_hash
@@ -65,6 +67,15 @@ class VerificationDelivery:
     purpose: str
     token: str
     url: str
+
+
+def _by(user_id: uuid.UUID, client: ClientInfo) -> dict[str, Any]:
+    """Event fields of an action the account holder takes about their own account."""
+    return {
+        "actor": EventActor.user(user_id),
+        "targets": [events.user(user_id)],
+        "client": client,
+    }
 
 
 async def end_verification_tokens(
@@ -138,7 +149,7 @@ async def send_verification(
     """Issue and deliver a verification link (registration); None when none was due."""
     delivery = await issue_verification(db, ctx, user_id=user_id, email=email)
     if delivery is not None:
-        audit("email.verification_sent", user_id=user_id)
+        log_line("email.verification_sent", user_id=user_id)
         await deliver_verification(ctx, delivery)
     return delivery
 
@@ -161,17 +172,24 @@ async def request_verification(
     try:
         await ctx.account_limits.verify_email(normalized)
     except RateLimitedError:
-        audit("email.verification_throttled", ip=client.ip)
+        await record_alone(db, "email.verification_throttled", client=client)
         return None
     user = (await db.execute(select(User).where(col(User.email) == normalized))).scalar()
     await db.commit()
     if user is None or not user.is_active or user.email_verified_at is not None:
-        audit("email.verification_requested", user_id=user.id if user else None, ip=client.ip)
+        await record_alone(
+            db,
+            "email.verification_requested",
+            targets=[events.user(user.id)] if user else [],
+            client=client,
+        )
         return None
     delivery = await issue_verification(db, ctx, user_id=user.id, email=normalized)
     if delivery is None:  # verified, deactivated or renamed meanwhile
         return None
-    audit("email.verification_requested", user_id=user.id, ip=client.ip)
+    await record_alone(
+        db, "email.verification_requested", targets=[events.user(user.id)], client=client
+    )
     await deliver_verification(ctx, delivery)
     return delivery
 
@@ -203,7 +221,13 @@ async def deliver_verification(ctx: AuthContext, delivery: VerificationDelivery)
 
 
 async def check_email_change(
-    ctx: AuthContext, *, user: User, new_email: str, password: str | None, client: ClientInfo
+    db: AsyncSession,
+    ctx: AuthContext,
+    *,
+    user: User,
+    new_email: str,
+    password: str | None,
+    client: ClientInfo,
 ) -> None:
     """The part of ``POST /users/me/email`` answered before the response: the per-user
     limit (counted first, whatever follows), the password when the account has one (400
@@ -216,18 +240,20 @@ async def check_email_change(
     try:
         await ctx.account_limits.change_email(user.id)
     except RateLimitedError:
-        audit("email.change_throttled", user_id=user.id, ip=client.ip)
+        await record_alone(db, "email.change_throttled", **_by(user.id, client))
         raise
     if user.hashed_password and (
         password is None or not await ctx.passwords.verify(password, user.hashed_password)
     ):
-        audit("email.change_refused", user_id=user.id, reason="bad_password", ip=client.ip)
+        await record_alone(
+            db, "email.change_refused", **_by(user.id, client), reason="bad_password"
+        )
         raise BadRequestError("The password is incorrect.", code=ErrorCode.INVALID_PASSWORD)
     if new_email == user.email:
         raise UnprocessableError(
             "That is already your email address.", code=ErrorCode.EMAIL_UNCHANGED
         )
-    audit("email.change_requested", user_id=user.id, ip=client.ip)
+    await record_alone(db, "email.change_requested", **_by(user.id, client))
 
 
 async def issue_email_change(
@@ -259,7 +285,7 @@ async def issue_email_change(
     if active is None or taken is not None:
         await db.commit()
         reason = "inactive" if active is None else "email_taken"
-        audit("email.change_not_sent", user_id=user_id, reason=reason)
+        log_line("email.change_not_sent", user_id=user_id, reason=reason)
         return None
     token = new_verification_token()
     db.add(
@@ -297,7 +323,7 @@ async def send_email_change(
         db, ctx, user_id=user_id, session_id=session_id, new_email=new_email
     )
     if delivery is not None:
-        audit("email.change_link_sent", user_id=user_id)
+        log_line("email.change_link_sent", user_id=user_id)
         await deliver_verification(ctx, delivery)
     return delivery
 
@@ -346,7 +372,7 @@ async def _apply_change(
         )
     except IntegrityError:
         await db.rollback()
-        audit("email.change_refused", user_id=user_id, reason="email_taken", ip=client.ip)
+        await record_alone(db, "email.change_refused", **_by(user_id, client), reason="email_taken")
         raise ConflictError(
             "That email address now belongs to another account.", code=ErrorCode.EMAIL_TAKEN
         ) from None
@@ -358,7 +384,7 @@ async def _apply_change(
         reason=sessions.REASON_EMAIL_CHANGED,
         keep_session_ids=[kept for kept in keep_session_ids if kept is not None],
     )
-    audit("email.changed", user_id=user_id, revoked_sessions=revoked, ip=client.ip)
+    record(db, "email.changed", **_by(user_id, client), revoked_sessions=revoked)
     return EmailChanged(user_id=user_id, old_email=old_email or "", new_email=new_email)
 
 
@@ -445,10 +471,11 @@ async def confirm_email_token(
     ).one_or_none()
     if claimed is None:
         await db.rollback()
-        audit(
+        await record_alone(
+            db,
             "email.verification_refused",
-            user_id=caller.user_id if caller else None,
-            ip=client.ip,
+            actor=EventActor.user(caller.user_id if caller else None),
+            client=client,
         )
         raise _invalid_verification_token()
     user_id, purpose, email, requesting_session = claimed
@@ -471,9 +498,9 @@ async def confirm_email_token(
             .execution_options(synchronize_session=False)
         )
     user = await db.get(User, user_id, populate_existing=True)
+    if change is None:
+        record(db, "email.verified", targets=[events.user(user_id)], client=client)
     await db.commit()
     if user is None:  # cannot happen: the claim above saw the account
         raise _invalid_verification_token()
-    if change is None:
-        audit("email.verified", user_id=user_id, ip=client.ip)
     return ConfirmedToken(user=user, change=change)

@@ -22,6 +22,7 @@ from orgauth.schemas import (
     Pagination,
 )
 from orgauth.services import invitations as invitation_service
+from orgauth.services.context import ClientInfo
 from orgauth.services.invitations import InvitationView
 from orgauth.services.organizations import Actor
 
@@ -161,6 +162,7 @@ def build_invitee_router(auth: "OrgAuth") -> APIRouter:
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     CurrentUser = Annotated[User, Depends(deps.current_user)]
     OptionalUser = Annotated[User | None, Depends(deps.optional_user)]
+    Client = Annotated[ClientInfo, Depends(deps.get_client)]
 
     @router.get(
         "/me",
@@ -185,9 +187,17 @@ def build_invitee_router(auth: "OrgAuth") -> APIRouter:
         summary="Join the organization, by the emailed token or by invitation id",
         dependencies=[Depends(auth.limits.token_confirm)],
     )
-    async def accept(body: InvitationAnswer, user: CurrentUser, db: Db) -> InvitationAccepted:
+    async def accept(
+        body: InvitationAnswer, user: CurrentUser, db: Db, client: Client
+    ) -> InvitationAccepted:
         accepted = await invitation_service.accept_invitation(
-            db, ctx, auth.catalog, user, token=body.token, invitation_id=body.invitation_id
+            db,
+            ctx,
+            auth.catalog,
+            user,
+            token=body.token,
+            invitation_id=body.invitation_id,
+            client=client,
         )
         return InvitationAccepted(
             invitation=invitation_read(accepted.view), member=member_read(accepted.member)
@@ -201,11 +211,13 @@ def build_invitee_router(auth: "OrgAuth") -> APIRouter:
         summary="Decline: by token without an account, or by id when signed in",
         dependencies=[Depends(auth.limits.token_confirm)],
     )
-    async def decline(body: InvitationAnswer, user: OptionalUser, db: Db) -> InvitationRead:
+    async def decline(
+        body: InvitationAnswer, user: OptionalUser, db: Db, client: Client
+    ) -> InvitationRead:
         if body.invitation_id is not None and user is None:
             raise AuthenticationError("Not authenticated.", code=ErrorCode.NOT_AUTHENTICATED)
         view = await invitation_service.decline_invitation(
-            db, user=user, token=body.token, invitation_id=body.invitation_id
+            db, user=user, token=body.token, invitation_id=body.invitation_id, client=client
         )
         return invitation_read(view)
 

@@ -114,10 +114,12 @@ def build_users_router(auth: "OrgAuth", *, profile_route: bool = True) -> APIRou
     async def request_email_change(
         body: EmailChangeRequest,
         principal: CurrentPrincipal,
+        db: Db,
         client: Client,
         background: BackgroundTasks,
     ) -> MessageResponse:
         await verification_service.check_email_change(
+            db,
             auth.context,
             user=principal.user,
             new_email=body.new_email,

@@ -1,0 +1,202 @@
+"""The one event pipeline (docs/ARCHITECTURE.md, "Events").
+
+A change records its event once, with :func:`record`, inside the transaction that makes
+the change: the event becomes an ``audit_events`` row of that transaction, and once the
+transaction commits it is also logged on ``orgauth.audit`` with the same fields. A
+rolled-back change leaves neither. Refusals and failures, which change nothing, record and
+commit on their own.
+
+Nothing secret ever enters an event: field names that would hold one are refused (a
+programming error), and metadata values are bounded (docs/SECURITY.md, "Audit events").
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from orgauth.models import AuditEvent, utcnow
+from orgauth.services.context import ClientInfo
+
+audit_logger = logging.getLogger("orgauth.audit")
+
+MAX_METADATA_KEYS = 50
+MAX_METADATA_LIST = 100
+MAX_METADATA_STRING = 500
+_FORBIDDEN_KEYS = frozenset(
+    {
+        "password",
+        "token",
+        "refresh_token",
+        "access_token",
+        "hash",
+        "token_hash",
+        "secret",
+        "code",
+        "recovery_code",
+        "api_key",
+    }
+)
+_PENDING = "orgauth_pending_events"
+
+
+@dataclass(frozen=True)
+class EventActor:
+    """Who caused an event: a ``user`` (``impersonator_id`` set while a superuser acts as
+    them), an ``api_key``, the ``system`` (CLI, periodic jobs) or ``anonymous``."""
+
+    type: str
+    id: uuid.UUID | None = None
+    impersonator_id: uuid.UUID | None = None
+
+    @classmethod
+    def user(cls, user_id: uuid.UUID | None) -> EventActor:
+        return cls("user", user_id) if user_id is not None else ANONYMOUS
+
+
+SYSTEM = EventActor("system")
+ANONYMOUS = EventActor("anonymous")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an event is about: ``{type, id}``."""
+
+    type: str
+    id: uuid.UUID
+
+    def as_json(self) -> dict[str, str]:
+        return {"type": self.type, "id": str(self.id)}
+
+
+def user(user_id: uuid.UUID) -> Target:
+    return Target("user", user_id)
+
+
+def session(session_id: uuid.UUID) -> Target:
+    return Target("session", session_id)
+
+
+def organization(org_id: uuid.UUID) -> Target:
+    return Target("organization", org_id)
+
+
+def invitation(invitation_id: uuid.UUID) -> Target:
+    return Target("invitation", invitation_id)
+
+
+def role(role_id: uuid.UUID) -> Target:
+    return Target("role", role_id)
+
+
+def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Bounded, JSON-ready metadata: at most 50 keys of scalars or lists of at most 100
+    strings, every string cut at 500 characters; ids and timestamps become strings."""
+    leaked = _FORBIDDEN_KEYS.intersection(metadata)
+    if leaked:  # a programming error; never let a secret reach the log or the table
+        raise ValueError(f"event metadata must not include secrets: {sorted(leaked)}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise ValueError(f"event metadata has more than {MAX_METADATA_KEYS} keys")
+    return {key: _bounded(value) for key, value in metadata.items()}
+
+
+def _bounded(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value) if isinstance(value, set | frozenset) else list(value)
+        return [str(item)[:MAX_METADATA_STRING] for item in items[:MAX_METADATA_LIST]]
+    return str(value)[:MAX_METADATA_STRING]
+
+
+def record(
+    db: AsyncSession,
+    action: str,
+    /,
+    *,
+    actor: EventActor = ANONYMOUS,
+    organization_id: uuid.UUID | None = None,
+    targets: Iterable[Target] = (),
+    client: ClientInfo | None = None,
+    **metadata: Any,
+) -> AuditEvent:
+    """Add ``action`` to the transaction of ``db`` (the caller commits): one
+    ``audit_events`` row, logged on ``orgauth.audit`` once the transaction commits."""
+    row = AuditEvent(
+        occurred_at=utcnow(),
+        action=action,
+        organization_id=organization_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        impersonator_id=actor.impersonator_id,
+        targets=[target.as_json() for target in targets],
+        ip_address=client.ip if client else None,
+        user_agent=(client.user_agent or None) if client else None,
+        event_metadata=clean_metadata(metadata),
+    )
+    db.add(row)
+    # The line is built now: after the commit the row's attributes are expired.
+    db.sync_session.info.setdefault(_PENDING, []).append((action, _log_fields(row)))
+    return row
+
+
+async def record_alone(db: AsyncSession, action: str, /, **fields: Any) -> None:
+    """Record an event that accompanies no change (a refusal, a failure) and commit it."""
+    record(db, action, **fields)
+    await db.commit()
+
+
+def log_line(action: str, /, **fields: Any) -> None:
+    """An ``orgauth.audit`` line with no stored row, for events too frequent to keep
+    (``token.refreshed``)."""
+    clean_metadata(fields)
+    audit_logger.info(action, extra={k: _plain(v) for k, v in fields.items()})
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str | list):
+        return value
+    return str(value)
+
+
+def _log_fields(row: AuditEvent) -> dict[str, Any]:
+    """The logged form: actor, organization, one ``<type>_id`` per target type (a list
+    when there are several; ``user_id`` defaults to a user actor's own id), the client and
+    the metadata."""
+    fields: dict[str, Any] = {"actor_type": row.actor_type}
+    if row.actor_id is not None:
+        fields["actor_id"] = str(row.actor_id)
+    if row.impersonator_id is not None:
+        fields["impersonator_id"] = str(row.impersonator_id)
+    if row.organization_id is not None:
+        fields["organization_id"] = str(row.organization_id)
+    by_type: dict[str, list[str]] = {}
+    for target in row.targets:
+        by_type.setdefault(f"{target['type']}_id", []).append(target["id"])
+    for key, ids in by_type.items():
+        fields[key] = ids[0] if len(ids) == 1 else ids
+    if "user_id" not in fields and row.actor_type == "user" and row.actor_id is not None:
+        fields["user_id"] = str(row.actor_id)  # the account concerned: the actor's own
+    if row.ip_address is not None:
+        fields["ip"] = row.ip_address
+    for key, value in row.event_metadata.items():
+        fields.setdefault(key, value)
+    return fields
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(sync_session: Session) -> None:
+    for action, fields in sync_session.info.pop(_PENDING, ()):
+        audit_logger.info(action, extra=fields)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(sync_session: Session) -> None:
+    sync_session.info.pop(_PENDING, None)
