@@ -474,6 +474,41 @@ class InvitationAccepted(BaseModel):
     member: MemberRead
 
 
+# --- audit log -----------------------------------------------------------------------
+
+
+class AuditActorRead(BaseModel):
+    type: str
+    id: uuid.UUID | None
+
+
+class AuditTargetRead(BaseModel):
+    type: str
+    id: uuid.UUID
+
+
+class AuditContextRead(BaseModel):
+    ip: str | None
+    user_agent: str | None
+
+
+class AuditEventRead(BaseModel):
+    id: uuid.UUID
+    occurred_at: datetime
+    action: str
+    organization_id: uuid.UUID | None
+    actor: AuditActorRead
+    impersonator_id: uuid.UUID | None
+    targets: list[AuditTargetRead]
+    context: AuditContextRead
+    metadata: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    data: list[AuditEventRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
 # --- admin -------------------------------------------------------------------------
 
 

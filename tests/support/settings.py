@@ -22,6 +22,8 @@ TABLES_IN_DELETE_ORDER = (
     "refresh_tokens",
     "password_reset_tokens",
     "email_verification_tokens",
+    "organization_invitations",
+    "audit_events",
     "organization_members",
     "organization_roles",
     "user_sessions",

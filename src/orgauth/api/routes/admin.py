@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
+from orgauth.api.routes.audit_logs import build_admin_audit_routes
 from orgauth.api.routes.organizations import build_member_routes, organization_read
 from orgauth.models import User
 from orgauth.schemas import (
@@ -32,6 +33,7 @@ from orgauth.schemas import (
 from orgauth.services import admin as admin_service
 from orgauth.services import organizations as org_service
 from orgauth.services.admin import SortField
+from orgauth.services.context import ClientInfo
 from orgauth.services.organizations import Actor
 
 if TYPE_CHECKING:
@@ -48,9 +50,12 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
     )
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     Superuser = Annotated[User, Depends(deps.current_superuser)]
+    Client = Annotated[ClientInfo, Depends(deps.get_client)]
 
-    async def superuser_actor(user: Superuser) -> Actor:
-        return Actor.of(user, auth.catalog)
+    async def superuser_actor(user: Superuser, client: Client) -> Actor:
+        return Actor.of(user, auth.catalog, client)
+
+    AdminActor = Annotated[Actor, Depends(superuser_actor)]
 
     # --- users -------------------------------------------------------------------
 
@@ -220,7 +225,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         summary="Create an organization (owner: owner_id, default yourself)",
     )
     async def create_organization(
-        body: AdminOrganizationCreate, admin: Superuser, db: Db
+        body: AdminOrganizationCreate, admin: Superuser, actor: AdminActor, db: Db
     ) -> OrganizationRead:
         view = await org_service.create_organization(
             db,
@@ -228,7 +233,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
             slug=body.slug,
             description=body.description,
             owner_id=body.owner_id or admin.id,
-            actor=Actor.of(admin, auth.catalog),
+            actor=actor,
             hooks=auth.hooks,
         )
         return organization_read(view)
@@ -240,8 +245,8 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(404, 422),
         summary="An organization",
     )
-    async def get_organization(org_id: uuid.UUID, admin: Superuser, db: Db) -> OrganizationRead:
-        view = await org_service.get_organization(db, Actor.of(admin, auth.catalog), org_id)
+    async def get_organization(org_id: uuid.UUID, actor: AdminActor, db: Db) -> OrganizationRead:
+        view = await org_service.get_organization(db, actor, org_id)
         return organization_read(view)
 
     @router.patch(
@@ -252,12 +257,10 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         summary="Update an organization",
     )
     async def update_organization(
-        org_id: uuid.UUID, body: OrganizationUpdate, admin: Superuser, db: Db
+        org_id: uuid.UUID, body: OrganizationUpdate, actor: AdminActor, db: Db
     ) -> OrganizationRead:
         changes = body.model_dump(include=body.model_fields_set)
-        view = await org_service.update_organization(
-            db, Actor.of(admin, auth.catalog), org_id, changes
-        )
+        view = await org_service.update_organization(db, actor, org_id, changes)
         return organization_read(view)
 
     @router.delete(
@@ -267,8 +270,8 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(404, 422),
         summary="Delete an organization",
     )
-    async def delete_organization(org_id: uuid.UUID, admin: Superuser, db: Db) -> Response:
-        await org_service.delete_organization(db, Actor.of(admin, auth.catalog), org_id)
+    async def delete_organization(org_id: uuid.UUID, actor: AdminActor, db: Db) -> Response:
+        await org_service.delete_organization(db, actor, org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     members = APIRouter(prefix="/organizations")
@@ -282,6 +285,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         count_direct_adds=False,
     )
     router.include_router(members)
+    build_admin_audit_routes(router, auth)
 
     # --- stats -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
+from orgauth.api.routes.audit_logs import build_organization_audit_routes
 from orgauth.api.routes.invitations import build_invitation_routes
 from orgauth.api.routes.roles import build_role_routes
 from orgauth.lengths import ROLE_MAX_LENGTH
@@ -26,6 +27,7 @@ from orgauth.schemas import (
     Pagination,
 )
 from orgauth.services import organizations as org_service
+from orgauth.services.context import ClientInfo
 from orgauth.services.organizations import Actor, DirectAddRules, MemberView, OrgView
 
 if TYPE_CHECKING:
@@ -159,9 +161,10 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     router = APIRouter(prefix="/organizations", tags=["organizations"])
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     CurrentUser = Annotated[User, Depends(deps.current_user)]
+    Client = Annotated[ClientInfo, Depends(deps.get_client)]
 
-    async def member_actor(user: CurrentUser) -> Actor:
-        return Actor.of(user, auth.catalog)
+    async def member_actor(user: CurrentUser, client: Client) -> Actor:
+        return Actor.of(user, auth.catalog, client)
 
     ActorDep = Annotated[Actor, Depends(member_actor)]
 
@@ -173,14 +176,16 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(401, 403, 409, 422),
         summary="Create an organization (you become its owner)",
     )
-    async def create(body: OrganizationCreate, user: CurrentUser, db: Db) -> OrganizationRead:
+    async def create(
+        body: OrganizationCreate, user: CurrentUser, db: Db, client: Client
+    ) -> OrganizationRead:
         view = await org_service.create_organization(
             db,
             name=body.name,
             slug=body.slug,
             description=body.description,
             owner_id=user.id,
-            actor=Actor.of(user, auth.catalog),
+            actor=Actor.of(user, auth.catalog, client),
             hooks=auth.hooks,
             users_may_create=auth.settings.allow_user_org_creation,
         )
@@ -262,4 +267,5 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     )
     build_role_routes(router, auth, member_actor)
     build_invitation_routes(router, auth, member_actor)
+    build_organization_audit_routes(router, auth, member_actor)
     return router
