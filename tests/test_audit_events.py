@@ -332,3 +332,24 @@ async def test_concurrent_changes_each_write_their_row(
     assert [r.status_code for r in responses] == [201] * 5
     targets = {row.targets[0]["id"] for row in await rows(db, "member.added")}
     assert targets == {str(n.id) for n in newcomers}
+
+
+async def test_the_periodic_prune_applies_the_retention(db: AsyncEngine) -> None:
+    from orgauth.services.maintenance import prune_with_lock
+
+    async with AsyncSession(db) as session:
+        old = record(session, "test.old", actor=ANONYMOUS)
+        old.occurred_at = utcnow() - timedelta(days=31)
+        record(session, "test.recent", actor=ANONYMOUS)
+        await session.commit()
+
+    async with AsyncSession(db, expire_on_commit=False) as session:
+        kept_forever = await prune_with_lock(session, audit_retention_days=0)
+    async with AsyncSession(db, expire_on_commit=False) as session:
+        result = await prune_with_lock(session, audit_retention_days=30)
+
+    assert kept_forever is not None
+    assert kept_forever.audit_events == 0
+    assert result is not None
+    assert result.audit_events == 1
+    assert sorted(row.action for row in await rows(db)) == ["audit.pruned", "test.recent"]

@@ -287,7 +287,9 @@ class OrgAuth:
             await asyncio.sleep(interval)
             try:
                 async with self.sessionmaker() as session:
-                    result = await prune_with_lock(session)
+                    result = await prune_with_lock(
+                        session, audit_retention_days=self.settings.audit_retention_days
+                    )
                 if result is not None:
                     logger.info(
                         "pruned expired sessions",
@@ -296,6 +298,7 @@ class OrgAuth:
                             "refresh_tokens": result.refresh_tokens,
                             "reset_tokens": result.reset_tokens,
                             "verification_tokens": result.verification_tokens,
+                            "audit_events": result.audit_events,
                         },
                     )
             except Exception as exc:  # keep the loop alive through outages

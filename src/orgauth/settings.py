@@ -191,6 +191,7 @@ class OrgAuthSettings(BaseSettings):
     password_reset_expire_minutes: LifetimeMinutes = 60
     email_verify_expire_hours: float = Field(default=48, gt=0, le=MAX_EMAIL_VERIFY_EXPIRE_HOURS)
     require_verified_email: bool = False
+    audit_retention_days: int = Field(default=365, ge=0, le=3650)
     session_prune_interval_seconds: float = Field(default=3600, ge=0, le=7 * 24 * 3600)
 
     log_level: LogLevel = "INFO"

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from orgauth.cli import health, migrate, serve, sessions, user
+from orgauth.cli import audit, health, migrate, serve, sessions, user
 from orgauth.cli.common import CliError, print_error
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("health")(health.health)
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(user.app, name="user")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(audit.app, name="audit")
 
 
 def _print_version(value: bool) -> None:

@@ -10,14 +10,16 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from orgauth.data.statements import affected_rows
 from orgauth.errors import ErrorCode, UnprocessableError
-from orgauth.models import AuditEvent
+from orgauth.events import SYSTEM, record
+from orgauth.models import AuditEvent, utcnow
 
 MAX_CURSOR_LENGTH = 200
 MAX_ACTION_FILTERS = 20
@@ -113,3 +115,15 @@ async def list_events(
         return rows, None
     page = rows[:limit]
     return page, Position(page[-1].occurred_at, page[-1].id).encode()
+
+
+async def prune_events(db: AsyncSession, *, older_than_days: int) -> int:
+    """Delete events older than ``older_than_days`` days (caller commits); a prune that
+    deleted rows records one ``audit.pruned`` event of the ``system``."""
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    deleted = affected_rows(
+        await db.execute(delete(AuditEvent).where(col(AuditEvent.occurred_at) < cutoff))
+    )
+    if deleted:
+        record(db, "audit.pruned", actor=SYSTEM, deleted=deleted, older_than_days=older_than_days)
+    return deleted

@@ -17,6 +17,7 @@ from orgauth.models import (
     UserSession,
     utcnow,
 )
+from orgauth.services.audit_log import prune_events
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,12 @@ class PruneResult:
     refresh_tokens: int
     reset_tokens: int
     verification_tokens: int
+    audit_events: int = 0
 
 
-async def prune_expired(session: AsyncSession) -> PruneResult:
-    """Delete what can no longer be used. Idempotent, so safe to run from several workers."""
+async def prune_expired(session: AsyncSession, *, audit_retention_days: int = 0) -> PruneResult:
+    """Delete what can no longer be used and, with ``audit_retention_days`` > 0, audit
+    events older than that. Idempotent, so safe to run from several workers."""
     now = utcnow()
     sessions = await session.execute(delete(UserSession).where(session_is_over(now)))
     tokens = await session.execute(delete(RefreshToken).where(col(RefreshToken.expires_at) < now))
@@ -49,12 +52,16 @@ async def prune_expired(session: AsyncSession) -> PruneResult:
             )
         )
     )
+    audit_events = 0
+    if audit_retention_days > 0:
+        audit_events = await prune_events(session, older_than_days=audit_retention_days)
     await session.commit()
     return PruneResult(
         sessions=affected_rows(sessions),
         refresh_tokens=affected_rows(tokens),
         reset_tokens=affected_rows(resets),
         verification_tokens=affected_rows(verifications),
+        audit_events=audit_events,
     )
 
 
@@ -62,7 +69,9 @@ async def prune_expired(session: AsyncSession) -> PruneResult:
 PRUNE_LOCK_ID = 0x6F72_6761_7570_72
 
 
-async def prune_with_lock(session: AsyncSession) -> PruneResult | None:
+async def prune_with_lock(
+    session: AsyncSession, *, audit_retention_days: int = 0
+) -> PruneResult | None:
     """Prune unless another process is already doing it (PostgreSQL advisory lock).
 
     Returns None when another worker holds the lock. On SQLite, writes are serialised by
@@ -78,4 +87,4 @@ async def prune_with_lock(session: AsyncSession) -> PruneResult | None:
         if not acquired:
             await session.rollback()
             return None
-    return await prune_expired(session)
+    return await prune_expired(session, audit_retention_days=audit_retention_days)
