@@ -156,7 +156,6 @@ async def test_upgrade_adds_the_table_and_keeps_every_row(engine: AsyncEngine) -
     assert await migrate.current_revision(engine) == REVISION
     assert await _snapshot(engine) == before
     assert "organization_invitations" in await _table_names(engine)
-    assert await migrate.schema_drift(engine) == []
     async with engine.begin() as connection:
         await connection.execute(
             insert(invitations).values(**_invitation(seed["org"], seed["owner"]))
