@@ -175,3 +175,47 @@ async def test_accepts_across_two_processes_claim_once_and_respect_the_limit(
         db, select(func.count()).select_from(Membership).where(Membership.organization_id == org_id)
     )
     assert int(members[0]) == SERVER_MEMBER_LIMIT
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not is_postgres_run(),
+    reason="needs PostgreSQL shared by two server processes: set ORGAUTH_TEST_DATABASE_URL",
+)
+async def test_a_re_invite_racing_an_accept_across_two_processes_stays_consistent(
+    two_servers: list[str],
+    client: httpx.AsyncClient,
+    factory: Factory,
+    db: AsyncEngine,
+    email_dir: Path,
+) -> None:
+    owner = await factory.account()
+    first, second = two_servers
+    async with (
+        httpx.AsyncClient(base_url=first, timeout=30.0) as one,
+        httpx.AsyncClient(base_url=second, timeout=30.0) as two,
+    ):
+        for _ in range(6):  # a fresh organization each time: far from the member limit
+            org_id = uuid.UUID((await factory.organization(owner))["id"])
+            guest = await factory.account()
+            await invited(client, org_id, owner, guest.email)
+            token = latest_invitation_token(email_dir, guest.email)
+
+            accepted, reinvited = await asyncio.gather(
+                accept(one, guest, token=token),
+                two.post(
+                    f"/api/v1/organizations/{org_id}/invitations",
+                    json={"email": guest.email},
+                    headers=owner.headers,
+                ),
+            )
+
+            pending, accepted_rows, _ = await _state(db, org_id, guest.email)
+            member = await factory.role_of(org_id, guest.id)
+            if accepted.status_code == 200:
+                assert reinvited.status_code == 409, reinvited.text
+                assert (pending, accepted_rows, member) == (0, 1, "member")
+            else:
+                assert accepted.status_code == 400, accepted.text
+                assert reinvited.status_code == 201, reinvited.text
+                assert (pending, accepted_rows, member) == (1, 0, None)
