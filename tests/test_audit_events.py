@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from orgauth.events import ANONYMOUS, EventActor, clean_metadata, record
 from orgauth.models import AuditEvent, utcnow
+from orgauth.services.context import ClientInfo
 from tests.support.http import API
 from tests.support.orgs import (
     Account,
     Factory,
     RoledOrg,
     assert_error,
+    assert_validation_error,
     unique_email,
 )
 
@@ -353,3 +355,107 @@ async def test_the_periodic_prune_applies_the_retention(db: AsyncEngine) -> None
     assert result is not None
     assert result.audit_events == 1
     assert sorted(row.action for row in await rows(db)) == ["audit.pruned", "test.recent"]
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+async def test_csv_export_streams_every_event_oldest_first_with_the_formula_guard(
+    client: httpx.AsyncClient, roled_org: RoledOrg, db: AsyncEngine
+) -> None:
+    import csv
+    import io
+
+    await _seed_events(db, roled_org.id, 1203)  # more than two batches
+    async with AsyncSession(db) as session:
+        record(
+            session,
+            "test.formula",
+            actor=ANONYMOUS,
+            organization_id=roled_org.id,
+            client=ClientInfo(ip="203.0.113.9", user_agent='=HYPERLINK("http://x")'),
+        )
+        await session.commit()
+
+    response = await client.get(
+        f"{audit_url(roled_org.id)}/export",
+        params={"format": "csv"},
+        headers=roled_org.owner.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="audit-events.csv"'
+    table = list(csv.reader(io.StringIO(response.text)))
+    assert table[0] == [
+        "id",
+        "occurred_at",
+        "action",
+        "organization_id",
+        "actor_type",
+        "actor_id",
+        "impersonator_id",
+        "targets",
+        "ip_address",
+        "user_agent",
+        "metadata",
+    ]
+    body = table[1:]
+    seeded = [row for row in body if row[2] == "test.seeded"]
+    assert len(seeded) == 1203
+    assert len({row[0] for row in body}) == len(body)
+    assert [(r[1], r[0]) for r in body] == sorted((r[1], r[0]) for r in body)
+    [formula] = [row for row in body if row[2] == "test.formula"]
+    assert formula[9] == '\'=HYPERLINK("http://x")'
+    assert {row[3] for row in body} == {str(roled_org.id)}
+    exported = await rows(db, "audit.exported")
+    assert [e.event_metadata["format"] for e in exported] == ["csv"]
+    assert exported[0].organization_id == roled_org.id
+
+
+async def test_jsonl_export_is_one_event_per_line_and_keeps_the_filters(
+    client: httpx.AsyncClient, roled_org: RoledOrg, superuser: Account, db: AsyncEngine
+) -> None:
+    import json
+
+    await _seed_events(db, roled_org.id, 3, action="test.kept")
+    await _seed_events(db, roled_org.id, 2, action="test.dropped")
+
+    response = await client.get(
+        f"{API}/admin/audit-logs/export",
+        params={"format": "jsonl", "action": "test.kept", "organization_id": str(roled_org.id)},
+        headers=superuser.headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["action"] for line in lines] == ["test.kept"] * 3
+    assert all(set(line) == EVENT_KEYS for line in lines)
+    [exported] = await rows(db, "audit.exported")
+    assert exported.event_metadata["actions"] == ["test.kept"]
+
+
+async def test_export_needs_the_permission_a_format_and_respects_its_rate_limit(
+    make_app: Any, roled_org: RoledOrg
+) -> None:
+    url = f"{audit_url(roled_org.id)}/export"
+    custom = await make_app(rate_limit_enabled=True, rate_limit_audit_export="2/hour")
+    http = custom.client
+    owner = roled_org.owner
+
+    assert_validation_error(await http.get(url, headers=owner.headers))
+    assert_validation_error(await http.get(url, params={"format": "xml"}, headers=owner.headers))
+    assert_error(
+        await http.get(url, params={"format": "csv"}, headers=roled_org.member.headers),
+        403,
+        "INSUFFICIENT_ROLE",
+    )
+    for _ in range(2):
+        assert (
+            await http.get(url, params={"format": "csv"}, headers=owner.headers)
+        ).status_code == 200
+    over = await http.get(url, params={"format": "jsonl"}, headers=owner.headers)
+    assert_error(over, 429, "RATE_LIMITED")
+    admin = await http.get(url, params={"format": "csv"}, headers=roled_org.admin.headers)
+    assert admin.status_code == 200  # the limit is the caller's own

@@ -167,6 +167,8 @@ class OrgAuthSettings(BaseSettings):
     rate_limit_token_confirm: str = "30/minute"
     # Per inviter (user or API key): invitation create and resend, and direct adds.
     rate_limit_invite: str = "20/hour"
+    # Per principal (user or API key), on both audit export routes.
+    rate_limit_audit_export: str = "10/hour"
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     allow_registration: bool = True
@@ -297,6 +299,7 @@ class OrgAuthSettings(BaseSettings):
         "rate_limit_verify_email",
         "rate_limit_token_confirm",
         "rate_limit_invite",
+        "rate_limit_audit_export",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

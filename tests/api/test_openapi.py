@@ -57,6 +57,10 @@ EXPECTED = {
     ("get", "/api/v1/invitations/me"): "invitations_list_mine",
     ("get", "/api/v1/organizations/{org_id}/audit-logs"): "organizations_list_audit_events",
     ("get", "/api/v1/admin/audit-logs"): "admin_list_audit_events",
+    ("get", "/api/v1/organizations/{org_id}/audit-logs/export"): (
+        "organizations_export_audit_events"
+    ),
+    ("get", "/api/v1/admin/audit-logs/export"): "admin_export_audit_events",
     ("post", "/api/v1/invitations/accept"): "invitations_accept",
     ("post", "/api/v1/invitations/decline"): "invitations_decline",
     ("get", "/api/v1/admin/users"): "admin_list_users",

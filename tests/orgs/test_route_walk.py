@@ -124,6 +124,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/roles/{role_key}"): Route(lambda s: "/roles/spare", _managers(204)),
     ("GET", "/invitations"): Route(lambda s: "/invitations", _managers(200)),
     ("GET", "/audit-logs"): Route(lambda s: "/audit-logs", _managers(200)),
+    ("GET", "/audit-logs/export"): Route(lambda s: "/audit-logs/export?format=csv", _managers(200)),
     ("POST", "/invitations"): Route(
         lambda s: "/invitations", _managers(201), lambda s: {"email": "walker@example.com"}
     ),

@@ -122,6 +122,7 @@ class AccountLimits:
         self._password_reset = parse_many(settings.rate_limit_password_reset)
         self._verify_email = parse_many(settings.rate_limit_verify_email)
         self._invite = parse_many(settings.rate_limit_invite)
+        self._audit_export = parse_many(settings.rate_limit_audit_export)
 
     async def login(self, email: str) -> None:
         """Count a sign-in attempt for ``email``; RateLimitedError when over the limit."""
@@ -143,6 +144,11 @@ class AccountLimits:
         """Count an invitation sent, resent or a direct add by ``inviter`` (a user or API
         key id); RateLimitedError when over ``RATE_LIMIT_INVITE``."""
         await self.limiter.hit("invite", self._invite, str(inviter))
+
+    async def audit_export(self, principal: uuid.UUID) -> None:
+        """Count an audit export by ``principal`` (a user or API key id); RateLimitedError
+        when over ``RATE_LIMIT_AUDIT_EXPORT``."""
+        await self.limiter.hit("audit_export", self._audit_export, str(principal))
 
 
 def _account_key(email: str) -> str:

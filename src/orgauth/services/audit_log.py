@@ -8,12 +8,12 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from orgauth.data.statements import affected_rows
@@ -81,6 +81,13 @@ class Position:
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
             raise invalid_cursor() from None
 
+    def after(self) -> ColumnElement[bool]:
+        """Rows after this one in oldest-first order."""
+        return or_(
+            col(AuditEvent.occurred_at) > self.occurred_at,
+            and_(col(AuditEvent.occurred_at) == self.occurred_at, col(AuditEvent.id) > self.id),
+        )
+
     def before(self) -> ColumnElement[bool]:
         """Rows after this one in newest-first order."""
         return or_(
@@ -127,3 +134,38 @@ async def prune_events(db: AsyncSession, *, older_than_days: int) -> int:
     if deleted:
         record(db, "audit.pruned", actor=SYSTEM, deleted=deleted, older_than_days=older_than_days)
     return deleted
+
+
+EXPORT_BATCH = 500
+
+
+async def export_batches(
+    sessionmaker: async_sessionmaker[AsyncSession], filters: AuditFilters
+) -> AsyncIterator[list[AuditEvent]]:
+    """Every matching event, oldest first, in keyset batches of 500, each read on a short
+    session of its own: an export never holds its result in memory or a transaction open
+    while the client reads."""
+    position: Position | None = None
+    while True:
+        conditions = filters.conditions()
+        if position is not None:
+            conditions.append(position.after())
+        async with sessionmaker() as db:
+            batch = list(
+                (
+                    await db.execute(
+                        select(AuditEvent)
+                        .where(*conditions)
+                        .order_by(col(AuditEvent.occurred_at), col(AuditEvent.id))
+                        .limit(EXPORT_BATCH)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        if not batch:
+            return
+        yield batch
+        if len(batch) < EXPORT_BATCH:
+            return
+        position = Position(batch[-1].occurred_at, batch[-1].id)

@@ -285,7 +285,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         count_direct_adds=False,
     )
     router.include_router(members)
-    build_admin_audit_routes(router, auth)
+    build_admin_audit_routes(router, auth, superuser_actor)
 
     # --- stats -------------------------------------------------------------------
 

@@ -3,13 +3,16 @@
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orgauth.api.audit_export import MEDIA_TYPES, stream_export
 from orgauth.api.routes._responses import errors
+from orgauth.events import EventActor, record
 from orgauth.lengths import ACTION_MAX_LENGTH
 from orgauth.models import AuditEvent
 from orgauth.schemas import (
@@ -36,6 +39,7 @@ Actions = Annotated[
 ]
 Since = Annotated[AwareDatetime | None, Query(description="Inclusive, with an offset.")]
 Until = Annotated[AwareDatetime | None, Query(description="Exclusive, with an offset.")]
+ExportFormat = Annotated[Literal["csv", "jsonl"], Query(alias="format")]
 
 
 def audit_event_read(row: AuditEvent) -> AuditEventRead:
@@ -61,6 +65,45 @@ async def _page(
 ) -> AuditPage:
     rows, next_cursor = await audit_log.list_events(db, filters, cursor=cursor, limit=limit)
     return AuditPage(data=[audit_event_read(row) for row in rows], next_cursor=next_cursor)
+
+
+async def _export(
+    auth: "OrgAuth",
+    db: AsyncSession,
+    actor: Actor,
+    filters: AuditFilters,
+    export_format: str,
+) -> StreamingResponse:
+    """Count the export against the caller's limit, record ``audit.exported`` and stream
+    the events, oldest first."""
+    await auth.context.account_limits.audit_export(actor.user_id)
+    record(
+        db,
+        "audit.exported",
+        actor=EventActor.user(actor.user_id),
+        organization_id=filters.organization_id,
+        client=actor.client,
+        format=export_format,
+        actions=list(filters.actions),
+        actor_id=str(filters.actor_id) if filters.actor_id else None,
+        since=filters.since.isoformat() if filters.since else None,
+        until=filters.until.isoformat() if filters.until else None,
+    )
+    await db.commit()
+    body = stream_export(
+        auth.sessionmaker,
+        filters,
+        export_format,
+        lambda row: audit_event_read(row).model_dump_json(),
+    )
+    return StreamingResponse(
+        body,
+        media_type=MEDIA_TYPES[export_format],
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-events.{export_format}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def build_organization_audit_routes(
@@ -92,10 +135,38 @@ def build_organization_audit_routes(
         filters = AuditFilters(org_id, _actions(action), actor_id, since, until)
         return await _page(db, filters, cursor, limit)
 
+    @router.get(
+        "/{org_id}/audit-logs/export",
+        operation_id="organizations_export_audit_events",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
+            **errors(401, 403, 404, 422, 429),
+        },
+        summary="Export the organization's audit log (CSV or JSON Lines), oldest first",
+    )
+    async def export_audit_events(
+        org_id: uuid.UUID,
+        actor: ActorDep,
+        db: Db,
+        export_format: ExportFormat,
+        action: Actions = None,
+        actor_id: uuid.UUID | None = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> StreamingResponse:
+        await org_service.require_permission_in(db, actor, org_id, "audit_logs:read")
+        filters = AuditFilters(org_id, _actions(action), actor_id, since, until)
+        return await _export(auth, db, actor, filters, export_format)
 
-def build_admin_audit_routes(router: APIRouter, auth: "OrgAuth") -> None:
-    """``GET /admin/audit-logs``: every event (the router requires a superuser)."""
+
+def build_admin_audit_routes(
+    router: APIRouter, auth: "OrgAuth", actor_dependency: Callable[..., Awaitable[Actor]]
+) -> None:
+    """``GET /admin/audit-logs`` and its export: every event (the router requires a
+    superuser)."""
     Db = Annotated[AsyncSession, Depends(auth.dependencies.get_db)]
+    ActorDep = Annotated[Actor, Depends(actor_dependency)]
 
     @router.get(
         "/audit-logs",
@@ -116,3 +187,26 @@ def build_admin_audit_routes(router: APIRouter, auth: "OrgAuth") -> None:
     ) -> AuditPage:
         filters = AuditFilters(organization_id, _actions(action), actor_id, since, until)
         return await _page(db, filters, cursor, limit)
+
+    @router.get(
+        "/audit-logs/export",
+        operation_id="admin_export_audit_events",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
+            **errors(401, 403, 422, 429),
+        },
+        summary="Export every audit event (CSV or JSON Lines), oldest first",
+    )
+    async def export_all_audit_events(
+        db: Db,
+        actor: ActorDep,
+        export_format: ExportFormat,
+        action: Actions = None,
+        actor_id: uuid.UUID | None = None,
+        organization_id: uuid.UUID | None = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> StreamingResponse:
+        filters = AuditFilters(organization_id, _actions(action), actor_id, since, until)
+        return await _export(auth, db, actor, filters, export_format)
