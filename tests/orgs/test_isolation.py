@@ -139,7 +139,7 @@ def _admin_routes(app: FastAPI) -> list[tuple[str, str]]:
 
 def test_admin_routes_are_discovered(app: FastAPI) -> None:
     paths = {path.split("/admin", 1)[1].split("/")[1] for _, path in _admin_routes(app)}
-    assert paths == {"users", "sessions", "organizations", "stats"}
+    assert paths == {"users", "sessions", "organizations", "stats", "audit-logs"}
     assert len(_admin_routes(app)) >= 18
 
 
