@@ -459,3 +459,22 @@ async def test_export_needs_the_permission_a_format_and_respects_its_rate_limit(
     assert_error(over, 429, "RATE_LIMITED")
     admin = await http.get(url, params={"format": "csv"}, headers=roled_org.admin.headers)
     assert admin.status_code == 200  # the limit is the caller's own
+
+
+async def test_a_huge_user_agent_is_stored_bounded(
+    client: httpx.AsyncClient, factory: Factory, db: AsyncEngine
+) -> None:
+    address = unique_email("agent")
+    await factory.user(email=address)
+
+    response = await client.post(
+        f"{API}/auth/login",
+        json={"email": address, "password": "Quartz-lantern-Orbit-71"},
+        headers={"User-Agent": "Mozilla/5.0 " + "x" * 5000},
+    )
+
+    assert response.status_code == 200, response.text
+    [row] = await rows(db, "login.success")
+    assert row.user_agent is not None
+    assert len(row.user_agent) == 512
+    assert row.user_agent.startswith("Mozilla/5.0 x")

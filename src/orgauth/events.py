@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from orgauth.lengths import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
 from orgauth.models import AuditEvent, utcnow
 from orgauth.services.context import ClientInfo
 
@@ -137,8 +138,11 @@ def record(
         actor_id=actor.id,
         impersonator_id=actor.impersonator_id,
         targets=[target.as_json() for target in targets],
-        ip_address=client.ip if client else None,
-        user_agent=(client.user_agent or None) if client else None,
+        ip_address=client.ip[:IP_MAX_LENGTH] if client and client.ip else None,
+        # Bounded like a session's: a client may send any User-Agent.
+        user_agent=client.user_agent[:USER_AGENT_MAX_LENGTH]
+        if client and client.user_agent
+        else None,
         event_metadata=clean_metadata(metadata),
     )
     db.add(row)
