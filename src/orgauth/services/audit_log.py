@@ -74,6 +74,8 @@ class Position:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             at, identifier = json.loads(raw)
+            if not isinstance(at, str) or not isinstance(identifier, str):
+                raise ValueError("cursor fields must be strings")
             occurred_at = datetime.fromisoformat(at)
             if occurred_at.tzinfo is None:
                 raise ValueError("naive timestamp")
