@@ -284,6 +284,7 @@ async def test_filters_by_action_actor_and_time(
         {"limit": 101},
         {"action": [f"a.{i}" for i in range(21)]},
         {"action": "x" * 65},
+        {"action": "login.\x00success"},  # PostgreSQL refuses NUL in text
         {"cursor": "A" * 201},
     ],
 )

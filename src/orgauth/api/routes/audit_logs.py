@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.audit_export import MEDIA_TYPES, stream_export
+from orgauth.api.routes._pagination import NO_NUL
 from orgauth.api.routes._responses import errors
 from orgauth.events import EventActor, record
 from orgauth.lengths import ACTION_MAX_LENGTH
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 
 CursorParam = Annotated[str | None, Query(min_length=1, max_length=MAX_CURSOR_LENGTH)]
 AuditLimit = Annotated[int, Query(ge=1, le=100, description="Events per page (1-100).")]
-ActionName = Annotated[str, StringConstraints(min_length=1, max_length=ACTION_MAX_LENGTH)]
+ActionName = Annotated[
+    str, StringConstraints(min_length=1, max_length=ACTION_MAX_LENGTH, pattern=NO_NUL)
+]
 Actions = Annotated[
     list[ActionName] | None,
     Query(max_length=MAX_ACTION_FILTERS, description="Exact action names (repeatable, ≤ 20)."),
