@@ -977,3 +977,87 @@ def test_absurd_lifetimes_are_refused_at_startup(
     monkeypatch.setenv(name, "10000000")
     with pytest.raises(SettingsError, match=name):
         load_settings()
+
+
+# --- webhooks and secrets at rest -----------------------------------------------------------
+
+
+def test_webhook_defaults() -> None:
+    settings = OrgAuthSettings(_env_file=None)  # type: ignore[call-arg]
+
+    assert settings.webhook_delivery_enabled is True
+    assert settings.webhook_allow_private_urls is False
+    assert settings.webhook_timeout_seconds == 10
+    assert settings.webhook_retry_schedule == (10, 40, 160, 640, 2560, 10240, 40960)
+    assert settings.webhook_poll_interval_seconds == 2
+    assert settings.webhook_delivery_retention_days == 30
+    assert settings.encryption_key is None
+
+
+def test_retry_schedule_reads_comma_separated_decimals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", " 0.5, 2 ,30.25")
+
+    assert load_settings().webhook_retry_schedule == (0.5, 2, 30.25)
+
+
+def test_an_empty_retry_schedule_means_one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "")
+
+    assert load_settings().webhook_retry_schedule == ()
+
+
+@pytest.mark.parametrize("value", ["0.05", "-1", "ten", "1,,2", "nan", "inf", ",".join(["1"] * 21)])
+def test_bad_retry_schedules_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", value)
+
+    assert settings_error().startswith("Invalid setting WEBHOOK_RETRY_SCHEDULE:")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEBHOOK_TIMEOUT_SECONDS", "0.5"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "31"),
+        ("WEBHOOK_POLL_INTERVAL_SECONDS", "0.05"),
+        ("WEBHOOK_POLL_INTERVAL_SECONDS", "61"),
+        ("WEBHOOK_DELIVERY_RETENTION_DAYS", "0"),
+        ("ENCRYPTION_KEY", "short"),
+    ],
+)
+def test_webhook_and_encryption_ranges_are_enforced(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    assert settings_error().startswith(f"Invalid setting {name}:")
+
+
+def test_production_refuses_private_webhook_urls() -> None:
+    message = settings_error(
+        environment="production",
+        email_backend="file",
+        secret_key=STRONG_KEY,
+        webhook_allow_private_urls=True,
+    )
+
+    assert "WEBHOOK_ALLOW_PRIVATE_URLS" in message
+
+
+@pytest.mark.parametrize(
+    "key", ["please-CHANGE-this-encryption-value-4f8a91", "ab" * 20, ENV_EXAMPLE_SECRET_KEY]
+)
+def test_production_refuses_a_placeholder_encryption_key(key: str) -> None:
+    message = settings_error(
+        environment="production", email_backend="file", secret_key=STRONG_KEY, encryption_key=key
+    )
+
+    assert "ENCRYPTION_KEY" in message
+
+
+def test_secrets_are_sealed_under_the_encryption_key_else_the_secret_key() -> None:
+    assert production().encryption_master_key == STRONG_KEY
+    other = "Zq8-encryption-Key-for-Secrets-at-Rest-73x"
+    settings = production(encryption_key=other)
+
+    assert settings.encryption_master_key == other
+    assert other not in repr(settings)

@@ -52,6 +52,8 @@ LifetimeDays = Annotated[float, Field(gt=0, le=MAX_LIFETIME_DAYS)]
 LifetimeMinutes = Annotated[float, Field(gt=0, le=MAX_LIFETIME_MINUTES)]
 MAX_EMAIL_VERIFY_EXPIRE_HOURS = 720
 MAX_INVITATION_EXPIRE_DAYS = 30
+MAX_WEBHOOK_RETRIES = 20
+MIN_WEBHOOK_RETRY_SECONDS = 0.1
 MAX_PENDING_INVITATIONS = 10_000
 
 
@@ -139,6 +141,8 @@ class OrgAuthSettings(BaseSettings):
     db_pool_recycle: int = Field(default=3600, ge=-1)
 
     secret_key: SecretStr | None = None
+    # Seals secrets stored in the database (webhook secrets); SECRET_KEY when unset.
+    encryption_key: SecretStr | None = None
 
     access_token_expire_minutes: LifetimeMinutes = 15
     refresh_token_expire_days: LifetimeDays = 7
@@ -195,6 +199,21 @@ class OrgAuthSettings(BaseSettings):
     require_verified_email: bool = False
     audit_retention_days: int = Field(default=365, ge=0, le=3650)
     session_prune_interval_seconds: float = Field(default=3600, ge=0, le=7 * 24 * 3600)
+
+    webhook_delivery_enabled: bool = True
+    webhook_allow_private_urls: bool = False
+    webhook_timeout_seconds: float = Field(default=10, ge=1, le=30)
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = (
+        10,
+        40,
+        160,
+        640,
+        2560,
+        10240,
+        40960,
+    )
+    webhook_poll_interval_seconds: float = Field(default=2, ge=0.1, le=60)
+    webhook_delivery_retention_days: int = Field(default=30, ge=1, le=3650)
 
     log_level: LogLevel = "INFO"
     log_format: LogFormat | None = None
@@ -338,7 +357,29 @@ class OrgAuthSettings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("secret_key")
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_retry_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",")]
+            if parts == [""]:
+                return ()
+            try:
+                return tuple(float(part) for part in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated numbers of seconds") from None
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) > MAX_WEBHOOK_RETRIES:
+            raise ValueError(f"must have at most {MAX_WEBHOOK_RETRIES} entries")
+        if any(not (MIN_WEBHOOK_RETRY_SECONDS <= entry < float("inf")) for entry in value):
+            raise ValueError(f"entries must be at least {MIN_WEBHOOK_RETRY_SECONDS} seconds")
+        return value
+
+    @field_validator("secret_key", "encryption_key")
     @classmethod
     def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
@@ -368,11 +409,10 @@ class OrgAuthSettings(BaseSettings):
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if not key:
             raise ValueError("SECRET_KEY is required in production")
-        lowered = key.lower()
-        if key == ENV_EXAMPLE_SECRET_KEY or any(m in lowered for m in PLACEHOLDER_SECRET_MARKERS):
-            raise ValueError("SECRET_KEY looks like a placeholder; generate a random one")
-        if len(set(key)) < 8:
-            raise ValueError("SECRET_KEY is too predictable; generate a random one")
+        for name, value in (("SECRET_KEY", key), ("ENCRYPTION_KEY", self._encryption_key_text)):
+            problem = _key_problem(name, value) if value else None
+            if problem:
+                raise ValueError(problem)
         if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ValueError(
                 f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
@@ -381,6 +421,8 @@ class OrgAuthSettings(BaseSettings):
             raise ValueError("BACKEND_CORS_ORIGINS must not contain '*' in production")
         if self.email_backend == "console":
             raise ValueError("EMAIL_BACKEND=console is for development; use smtp or file")
+        if self.webhook_allow_private_urls:
+            raise ValueError("WEBHOOK_ALLOW_PRIVATE_URLS=true is for development only")
 
     # --- derived values --------------------------------------------------------
 
@@ -434,6 +476,17 @@ class OrgAuthSettings(BaseSettings):
         directory = sqlite_path.parent if sqlite_path is not None else Path.cwd()
         return directory / SECRET_KEY_FILE_NAME
 
+    @property
+    def _encryption_key_text(self) -> str:
+        return self.encryption_key.get_secret_value() if self.encryption_key else ""
+
+    @property
+    def encryption_master_key(self) -> str:
+        """What secrets at rest are sealed under: ENCRYPTION_KEY, else the signing key."""
+        if self.encryption_key is not None:
+            return self.encryption_key.get_secret_value()
+        return self.signing_key
+
     @cached_property
     def signing_key(self) -> str:
         """The key that signs tokens: SECRET_KEY, or in development a persisted generated one."""
@@ -442,6 +495,16 @@ class OrgAuthSettings(BaseSettings):
         if self.is_production:  # pragma: no cover - the production guard refuses this earlier
             raise SettingsError("SECRET_KEY is required in production")
         return load_or_create_key_file(self.secret_key_file)
+
+
+def _key_problem(name: str, key: str) -> str | None:
+    """Why ``key`` is unfit for production (a known placeholder, or too predictable)."""
+    lowered = key.lower()
+    if key == ENV_EXAMPLE_SECRET_KEY or any(m in lowered for m in PLACEHOLDER_SECRET_MARKERS):
+        return f"{name} looks like a placeholder; generate a random one"
+    if len(set(key)) < 8:
+        return f"{name} is too predictable; generate a random one"
+    return None
 
 
 def load_or_create_key_file(path: Path) -> str:
