@@ -291,6 +291,15 @@ STRING_LENGTHS: list[tuple[str, str, int]] = [
     ("audit_events", "actor_type", models.ACTOR_TYPE_MAX_LENGTH),
     ("audit_events", "ip_address", models.IP_MAX_LENGTH),
     ("audit_events", "user_agent", models.USER_AGENT_MAX_LENGTH),
+    ("webhook_endpoints", "url", models.WEBHOOK_URL_MAX_LENGTH),
+    ("webhook_endpoints", "description", models.WEBHOOK_DESCRIPTION_MAX_LENGTH),
+    ("webhook_endpoints", "secret_encrypted", models.ENCRYPTED_SECRET_MAX_LENGTH),
+    ("webhook_endpoints", "previous_secret_encrypted", models.ENCRYPTED_SECRET_MAX_LENGTH),
+    ("webhook_deliveries", "event_type", models.WEBHOOK_EVENT_TYPE_MAX_LENGTH),
+    ("webhook_deliveries", "url", models.WEBHOOK_URL_MAX_LENGTH),
+    ("webhook_deliveries", "secret_encrypted", models.ENCRYPTED_SECRET_MAX_LENGTH),
+    ("webhook_deliveries", "status", models.STATUS_MAX_LENGTH),
+    ("webhook_deliveries", "last_error", models.WEBHOOK_ERROR_MAX_LENGTH),
 ]
 
 

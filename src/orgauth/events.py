@@ -1,10 +1,11 @@
 """The one event pipeline (docs/ARCHITECTURE.md, "Events").
 
 A change records its event once, with :func:`record`, inside the transaction that makes
-the change: the event becomes an ``audit_events`` row of that transaction, and once the
-transaction commits it is also logged on ``orgauth.audit`` with the same fields. A
-rolled-back change leaves neither. Refusals and failures, which change nothing, record and
-commit on their own.
+the change: the event becomes an ``audit_events`` row of that transaction and, for the
+organization events webhooks carry, the ``webhook_deliveries`` rows of the subscribed
+endpoints (written as the transaction commits); once it has committed the event is also
+logged on ``orgauth.audit`` with the same fields. A rolled-back change leaves none of
+them. Refusals and failures, which change nothing, record and commit on their own.
 
 Nothing secret ever enters an event: field names that would hold one are refused (a
 programming error), and metadata values are bounded (docs/SECURITY.md, "Audit events").
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from orgauth.lengths import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
 from orgauth.models import AuditEvent, utcnow
 from orgauth.services.context import ClientInfo
+from orgauth.webhooks.outbox import OutboxEvent, enqueue, webhook_type
 
 audit_logger = logging.getLogger("orgauth.audit")
 
@@ -46,6 +48,7 @@ _FORBIDDEN_KEYS = frozenset(
     }
 )
 _PENDING = "orgauth_pending_events"
+_OUTBOX = "orgauth_pending_webhooks"
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,14 @@ def role(role_id: uuid.UUID) -> Target:
     return Target("role", role_id)
 
 
+def webhook_endpoint(endpoint_id: uuid.UUID) -> Target:
+    return Target("webhook_endpoint", endpoint_id)
+
+
+def webhook_delivery(delivery_id: uuid.UUID) -> Target:
+    return Target("webhook_delivery", delivery_id)
+
+
 def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Bounded, JSON-ready metadata: at most 50 keys of scalars or lists of at most 100
     strings, every string cut at 500 characters; ids and timestamps become strings."""
@@ -126,10 +137,15 @@ def record(
     organization_id: uuid.UUID | None = None,
     targets: Iterable[Target] = (),
     client: ClientInfo | None = None,
+    data: Mapping[str, Any] | None = None,
     **metadata: Any,
 ) -> AuditEvent:
     """Add ``action`` to the transaction of ``db`` (the caller commits): one
-    ``audit_events`` row, logged on ``orgauth.audit`` once the transaction commits."""
+    ``audit_events`` row, logged on ``orgauth.audit`` once the transaction commits.
+
+    An organization event that webhooks carry (``member.added``, …) needs ``data``, the
+    payload's ``data`` object (docs/API.md, "Webhooks"); it goes to the outbox.
+    """
     row = AuditEvent(
         occurred_at=utcnow(),
         action=action,
@@ -146,9 +162,26 @@ def record(
         event_metadata=clean_metadata(metadata),
     )
     db.add(row)
+    kind = webhook_type(action) if organization_id is not None else None
+    if kind is not None:
+        if data is None:  # a programming error: every such event feeds webhooks
+            raise ValueError(f"the {action} event needs its webhook data")
+        db.sync_session.info.setdefault(_OUTBOX, []).append(OutboxEvent(row, kind, data))
     # The line is built now: after the commit the row's attributes are expired.
     db.sync_session.info.setdefault(_PENDING, []).append((action, _log_fields(row)))
     return row
+
+
+async def write_outbox(db: AsyncSession) -> None:
+    """Write the pending events' delivery rows now rather than at commit: before a change
+    that removes the endpoints they go to (deleting the organization)."""
+    await db.run_sync(_write_outbox)
+
+
+def _write_outbox(sync_session: Session) -> None:
+    pending = sync_session.info.pop(_OUTBOX, None)
+    if pending:
+        enqueue(sync_session, pending)
 
 
 async def record_alone(db: AsyncSession, action: str, /, **fields: Any) -> None:
@@ -195,6 +228,11 @@ def _log_fields(row: AuditEvent) -> dict[str, Any]:
     return fields
 
 
+@event.listens_for(Session, "before_commit")
+def _write_outbox_before_commit(sync_session: Session) -> None:
+    _write_outbox(sync_session)
+
+
 @event.listens_for(Session, "after_commit")
 def _log_committed(sync_session: Session) -> None:
     for action, fields in sync_session.info.pop(_PENDING, ()):
@@ -204,3 +242,4 @@ def _log_committed(sync_session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(sync_session: Session) -> None:
     sync_session.info.pop(_PENDING, None)
+    sync_session.info.pop(_OUTBOX, None)

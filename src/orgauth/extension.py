@@ -34,10 +34,12 @@ from orgauth.services.context import AuthContext
 from orgauth.services.organizations import OrgAccess
 from orgauth.services.permissions import OrgPermission, PermissionCatalog
 from orgauth.settings import OrgAuthSettings, load_settings
+from orgauth.webhooks.worker import WebhookWorker
 
 if TYPE_CHECKING:
     from orgauth.api.deps import Dependencies
     from orgauth.api.limits import RouteLimits
+    from orgauth.services.webhooks import WebhookRules
 
 logger = logging.getLogger("orgauth")
 
@@ -121,6 +123,7 @@ class OrgAuth:
             else self.settings.session_prune_interval_seconds
         )
         self._prune_task: asyncio.Task[None] | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
         self._statements: Statements | None = None
         self.catalog = PermissionCatalog([*self.settings.org_permissions, *permissions])
         self.passwords = PasswordHasher(self.settings.bcrypt_rounds)
@@ -193,21 +196,27 @@ class OrgAuth:
     # --- lifecycle -----------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Open resources, create the first superuser when configured, start pruning."""
+        """Open resources, create the first superuser when configured, start pruning and
+        (with ``WEBHOOK_DELIVERY_ENABLED``) the webhook delivery worker."""
         _ = self.access_tokens  # create/read the development key before serving
         parse_user_agent("Mozilla/5.0")  # load the parser's rules now, not in a request
-        if await self._schema_is_current():
+        schema_is_current = await self._schema_is_current()
+        if schema_is_current:
             await self._create_first_superuser()
+        if schema_is_current and self.settings.webhook_delivery_enabled:
+            self._webhook_task = asyncio.create_task(self.webhook_worker().run())
         if self._prune_interval:
             self._prune_task = asyncio.create_task(self._prune_periodically(self._prune_interval))
 
     async def shutdown(self) -> None:
-        """Stop pruning, release the engine (when orgauth created it) and hashing threads."""
-        if self._prune_task is not None:
-            self._prune_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._prune_task
-            self._prune_task = None
+        """Stop pruning and delivering, release the engine (when orgauth created it) and
+        hashing threads. A delivery cut short is sent again once its lease expires."""
+        for task in (self._prune_task, self._webhook_task):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        self._prune_task = self._webhook_task = None
         self.passwords.close()
         if self._engine is not None and self._owns_engine:
             await self._engine.dispose()
@@ -222,6 +231,17 @@ class OrgAuth:
             yield
         finally:
             await self.shutdown()
+
+    @cached_property
+    def webhook_rules(self) -> WebhookRules:
+        """How endpoint URLs are checked and secrets sealed (docs/SECURITY.md)."""
+        from orgauth.services.webhooks import WebhookRules
+
+        return WebhookRules.of(self.settings)
+
+    def webhook_worker(self) -> WebhookWorker:
+        """A delivery worker on this instance's database and settings (docs/DEPLOYMENT.md)."""
+        return WebhookWorker(self.sessionmaker, self.settings)
 
     async def _schema_is_current(self) -> bool:
         """Log a clear error when the database is not at orgauth's latest migration.
@@ -288,7 +308,9 @@ class OrgAuth:
             try:
                 async with self.sessionmaker() as session:
                     result = await prune_with_lock(
-                        session, audit_retention_days=self.settings.audit_retention_days
+                        session,
+                        audit_retention_days=self.settings.audit_retention_days,
+                        webhook_retention_days=self.settings.webhook_delivery_retention_days,
                     )
                 if result is not None:
                     logger.info(
@@ -299,6 +321,7 @@ class OrgAuth:
                             "reset_tokens": result.reset_tokens,
                             "verification_tokens": result.verification_tokens,
                             "audit_events": result.audit_events,
+                            "webhook_deliveries": result.webhook_deliveries,
                         },
                     )
             except Exception as exc:  # keep the loop alive through outages

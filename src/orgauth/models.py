@@ -20,7 +20,9 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
+    Text,
     TypeDecorator,
     Uuid,
     text,
@@ -36,6 +38,7 @@ from orgauth.lengths import (
     DEVICE_NAME_MAX_LENGTH,
     DEVICE_TYPE_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
+    ENCRYPTED_SECRET_MAX_LENGTH,
     IP_MAX_LENGTH,
     NAME_MAX_LENGTH,
     ORG_NAME_MAX_LENGTH,
@@ -50,6 +53,10 @@ from orgauth.lengths import (
     TOKEN_HASH_LENGTH,
     TOKEN_PURPOSE_MAX_LENGTH,
     USER_AGENT_MAX_LENGTH,
+    WEBHOOK_DESCRIPTION_MAX_LENGTH,
+    WEBHOOK_ERROR_MAX_LENGTH,
+    WEBHOOK_EVENT_TYPE_MAX_LENGTH,
+    WEBHOOK_URL_MAX_LENGTH,
 )
 from orgauth.roles import OrgRole as OrgRole  # re-exported: orgauth.models.OrgRole
 
@@ -406,6 +413,100 @@ class AuditEvent(SQLModel, table=True):
     )
 
 
+class WebhookEndpoint(SQLModel, table=True):
+    """An organization's webhook endpoint (docs/API.md, "Webhooks"). The signing secret is
+    stored only encrypted (``secret_encrypted``, bound to the endpoint id); for a day after
+    a rotation the previous one signs too."""
+
+    __tablename__: ClassVar[str] = "webhook_endpoints"
+    __table_args__ = (
+        Index("ix_webhook_endpoints_organization_id_created_at", "organization_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("organizations.id", name="fk_webhook_endpoints_organization_id")
+    )
+    url: str = Field(sa_column=Column(String(WEBHOOK_URL_MAX_LENGTH), nullable=False))
+    description: str | None = Field(
+        default=None, sa_column=Column(String(WEBHOOK_DESCRIPTION_MAX_LENGTH), nullable=True)
+    )
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    secret_encrypted: str = Field(
+        sa_column=Column(String(ENCRYPTED_SECRET_MAX_LENGTH), nullable=False)
+    )
+    previous_secret_encrypted: str | None = Field(
+        default=None, sa_column=Column(String(ENCRYPTED_SECRET_MAX_LENGTH), nullable=True)
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, nullable=True
+    )
+    secret_rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    created_by: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            Uuid(),
+            ForeignKey("users.id", ondelete="SET NULL", name="fk_webhook_endpoints_created_by"),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to send to one endpoint: the outbox row, written in the transaction of
+    the change (docs/ARCHITECTURE.md, "Webhooks").
+
+    ``payload`` is the exact body, sent byte-identical on every attempt. ``url`` and
+    ``secret_encrypted`` are the endpoint's when the event was enqueued, so a delivery
+    outlives its endpoint (``endpoint_id`` then names an endpoint that is gone; the
+    snapshot stays sealed for that id). ``locked_until`` and
+    ``lock_token`` are a worker's lease on the row while it sends.
+    """
+
+    __tablename__: ClassVar[str] = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+        CheckConstraint(
+            "status IN ('pending', 'succeeded', 'failed')", name="ck_webhook_deliveries_status"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # No foreign key: the secret snapshot is sealed for this endpoint id, which must stay
+    # readable after the endpoint goes with its organization (docs/ARCHITECTURE.md).
+    endpoint_id: uuid.UUID = Field(sa_column=Column(Uuid(), nullable=False))
+    organization_id: uuid.UUID = Field(sa_column=Column(Uuid(), nullable=False))
+    event_id: uuid.UUID = Field(sa_column=Column(Uuid(), nullable=False))
+    event_type: str = Field(sa_column=Column(String(WEBHOOK_EVENT_TYPE_MAX_LENGTH), nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    url: str = Field(sa_column=Column(String(WEBHOOK_URL_MAX_LENGTH), nullable=False))
+    secret_encrypted: str = Field(
+        sa_column=Column(String(ENCRYPTED_SECRET_MAX_LENGTH), nullable=False)
+    )
+    status: str = Field(sa_column=Column(String(STATUS_MAX_LENGTH), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_error: str | None = Field(
+        default=None, sa_column=Column(String(WEBHOOK_ERROR_MAX_LENGTH), nullable=True)
+    )
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    lock_token: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid(), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+#: ``WebhookDelivery.status`` values.
+DELIVERY_PENDING = "pending"
+DELIVERY_SUCCEEDED = "succeeded"
+DELIVERY_FAILED = "failed"
+
+
 ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     User,
     UserSession,
@@ -417,6 +518,8 @@ ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     EmailVerificationToken,
     Invitation,
     AuditEvent,
+    WebhookEndpoint,
+    WebhookDelivery,
 )
 ORGAUTH_TABLES: frozenset[str] = frozenset(
     model.__table__.name  # type: ignore[attr-defined]

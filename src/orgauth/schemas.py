@@ -24,10 +24,14 @@ from orgauth.lengths import (
     ROLE_MAX_LENGTH,
     ROLE_NAME_MAX_LENGTH,
     SLUG_MAX_LENGTH,
+    WEBHOOK_DESCRIPTION_MAX_LENGTH,
+    WEBHOOK_EVENT_TYPE_MAX_LENGTH,
+    WEBHOOK_URL_MAX_LENGTH,
 )
 from orgauth.roles import OrgRole
 from orgauth.services.permissions import ROLE_KEY_PATTERN
 from orgauth.validation import normalize_email
+from orgauth.webhooks.outbox import MAX_ENDPOINT_EVENTS, SUBSCRIBABLE_EVENTS
 
 # Passwords are bounded here only to keep hostile bodies cheap; the policy (8..128
 # characters after normalisation) answers with WEAK_PASSWORD.
@@ -507,6 +511,84 @@ class AuditEventRead(BaseModel):
 class AuditPage(BaseModel):
     data: list[AuditEventRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+# --- webhooks ----------------------------------------------------------------------
+
+WebhookUrlInput = Annotated[str, Field(min_length=1, max_length=WEBHOOK_URL_MAX_LENGTH)]
+WebhookDescription = Annotated[
+    str | None, Field(max_length=WEBHOOK_DESCRIPTION_MAX_LENGTH), AfterValidator(_clean_text)
+]
+
+
+def _event_types(values: list[str]) -> list[str]:
+    unknown = sorted({value for value in values if value not in SUBSCRIBABLE_EVENTS})
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(unknown)}")
+    if len(set(values)) != len(values):
+        raise ValueError("event types must be distinct")
+    return values
+
+
+WebhookEvents = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=WEBHOOK_EVENT_TYPE_MAX_LENGTH)]],
+    Field(min_length=1, max_length=MAX_ENDPOINT_EVENTS),
+    AfterValidator(_event_types),
+]
+
+
+class WebhookEndpointCreate(RequestModel):
+    url: WebhookUrlInput
+    events: WebhookEvents = Field(description="Event types, or `*` for every type.")
+    description: WebhookDescription = None
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(PatchModel):
+    NOT_NULL = ("url", "events", "enabled")
+
+    url: WebhookUrlInput | None = None
+    events: WebhookEvents | None = None
+    description: WebhookDescription = None
+    enabled: bool | None = None
+
+
+class WebhookEndpointRead(BaseModel):
+    """A webhook endpoint; never its secret."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    url: str
+    description: str | None
+    events: list[str]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime | None
+
+
+class WebhookEndpointWithSecret(WebhookEndpointRead):
+    secret: str = Field(description="The signing secret (`whsec_…`): shown only in this answer.")
+
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+
+class WebhookDeliveryRead(BaseModel):
+    id: str = Field(description="The `webhook-id` header: `msg_` + 32 hex.")
+    event_id: str = Field(description="The payload's `id`: `evt_` + 32 hex.")
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    payload: dict[str, Any] = Field(description="The JSON object sent.")
 
 
 # --- admin -------------------------------------------------------------------------

@@ -61,6 +61,25 @@ EXPECTED = {
         "organizations_export_audit_events"
     ),
     ("get", "/api/v1/admin/audit-logs/export"): "admin_export_audit_events",
+    ("post", "/api/v1/organizations/{org_id}/webhooks"): "organizations_create_webhook",
+    ("get", "/api/v1/organizations/{org_id}/webhooks"): "organizations_list_webhooks",
+    ("get", "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}"): "organizations_get_webhook",
+    ("patch", "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}"): (
+        "organizations_update_webhook"
+    ),
+    ("delete", "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}"): (
+        "organizations_delete_webhook"
+    ),
+    ("post", "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}/rotate-secret"): (
+        "organizations_rotate_webhook_secret"
+    ),
+    ("get", "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}/deliveries"): (
+        "organizations_list_webhook_deliveries"
+    ),
+    (
+        "post",
+        "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    ): "organizations_redeliver_webhook",
     ("post", "/api/v1/invitations/accept"): "invitations_accept",
     ("post", "/api/v1/invitations/decline"): "invitations_decline",
     ("get", "/api/v1/admin/users"): "admin_list_users",

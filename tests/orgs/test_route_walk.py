@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 
-from orgauth.models import Invitation, OrgRole
+from orgauth.models import Invitation, OrgRole, WebhookEndpoint
 from tests.support.http import fetch
 from tests.support.orgs import API, Account, Factory, RoledOrg, assert_error
 from tests.support.roles import role_rows
@@ -28,13 +28,15 @@ PREFIX = f"{API}/organizations/{{org_id}}"
 ACTORS = ("owner", "admin", "member", "reader", "superuser", "outsider")
 DENIED = (403, "INSUFFICIENT_ROLE")
 HIDDEN = (404, "ORGANIZATION_NOT_FOUND")
+WALK_HOOK = "https://walk.invalid/hook"
 
 
 @dataclass(frozen=True)
 class Scene:
     """A roled organization, plus a member holding a custom role with only
     ``organization:read``, a target member, a candidate who is not in it, an unheld spare
-    custom role, a superuser who is not a member and a pending invitation."""
+    custom role, a superuser who is not a member, a pending invitation and a webhook
+    endpoint with one pending delivery."""
 
     org: RoledOrg
     reader: Account
@@ -42,6 +44,8 @@ class Scene:
     candidate: Account
     superuser: Account
     invitation_id: str
+    endpoint_id: str
+    delivery_id: str
 
     def actor(self, name: str) -> Account:
         if name == "reader":
@@ -149,6 +153,34 @@ ROUTES: dict[tuple[str, str], Route] = {
         },
         lambda s: {"user_id": str(s.org.outsider.id)},
     ),
+    ("GET", "/webhooks"): Route(lambda s: "/webhooks", _managers(200)),
+    ("POST", "/webhooks"): Route(
+        lambda s: "/webhooks", _managers(201), lambda s: {"url": WALK_HOOK, "events": ["*"]}
+    ),
+    ("GET", "/webhooks/{endpoint_id}"): Route(
+        lambda s: f"/webhooks/{s.endpoint_id}", _managers(200)
+    ),
+    ("PATCH", "/webhooks/{endpoint_id}"): Route(
+        lambda s: f"/webhooks/{s.endpoint_id}", _managers(200), lambda s: {"description": "w"}
+    ),
+    ("POST", "/webhooks/{endpoint_id}/rotate-secret"): Route(
+        lambda s: f"/webhooks/{s.endpoint_id}/rotate-secret", _managers(200)
+    ),
+    ("GET", "/webhooks/{endpoint_id}/deliveries"): Route(
+        lambda s: f"/webhooks/{s.endpoint_id}/deliveries", _managers(200)
+    ),
+    ("POST", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Route(
+        lambda s: f"/webhooks/{s.endpoint_id}/deliveries/{s.delivery_id}/redeliver",
+        {
+            **_managers(409),
+            "owner": (409, "DELIVERY_PENDING"),
+            "admin": (409, "DELIVERY_PENDING"),
+            "superuser": (409, "DELIVERY_PENDING"),
+        },
+    ),
+    ("DELETE", "/webhooks/{endpoint_id}"): Route(
+        lambda s: f"/webhooks/{s.endpoint_id}", _managers(204)
+    ),
     ("DELETE", ""): Route(
         lambda s: "",
         {
@@ -194,12 +226,24 @@ async def scene(client: httpx.AsyncClient, factory: Factory, roled_org: RoledOrg
     await factory.add_membership(roled_org.id, reader.id, "reader")
     target = await factory.account()
     await factory.add_membership(roled_org.id, target.id, OrgRole.MEMBER)
+    # A name that does not resolve is accepted (and never delivered to here).
+    endpoint = (
+        await client.post(
+            f"{roled_org.url}/webhooks",
+            json={"url": WALK_HOOK, "events": ["invitation.created"]},
+            headers=roled_org.owner.headers,
+        )
+    ).json()
     invitation = await client.post(
         f"{roled_org.url}/invitations",
         json={"email": "invited@example.com"},
         headers=roled_org.owner.headers,
     )
     assert invitation.status_code == 201, invitation.text
+    deliveries = await client.get(
+        f"{roled_org.url}/webhooks/{endpoint['id']}/deliveries", headers=roled_org.owner.headers
+    )
+    [delivery] = deliveries.json()["data"]  # the invitation's
     return Scene(
         roled_org,
         reader,
@@ -207,6 +251,8 @@ async def scene(client: httpx.AsyncClient, factory: Factory, roled_org: RoledOrg
         await factory.account(),
         await factory.superuser(),
         invitation.json()["id"],
+        endpoint["id"],
+        delivery["id"],
     )
 
 
@@ -219,11 +265,24 @@ async def _state(factory: Factory, org_id: uuid.UUID) -> tuple[Any, ...]:
         .where(Invitation.organization_id == org_id)
         .order_by(Invitation.id),
     )
+    endpoints = await fetch(
+        factory.engine,
+        select(
+            WebhookEndpoint.id,
+            WebhookEndpoint.url,
+            WebhookEndpoint.description,
+            WebhookEndpoint.secret_encrypted,
+            WebhookEndpoint.enabled,
+        )
+        .where(WebhookEndpoint.organization_id == org_id)
+        .order_by(WebhookEndpoint.id),
+    )
     return (
         await factory.roles(org_id),
         await factory.organization_row(org_id),
         await role_rows(factory.engine, org_id),
         [tuple(row) for row in invitations],
+        [tuple(row) for row in endpoints],
     )
 
 

@@ -24,6 +24,8 @@ TABLES_IN_DELETE_ORDER = (
     "email_verification_tokens",
     "organization_invitations",
     "audit_events",
+    "webhook_deliveries",
+    "webhook_endpoints",
     "organization_members",
     "organization_roles",
     "user_sessions",
@@ -91,6 +93,8 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> OrgAut
         "email_file_dir": str(tmp_path / "emails"),
         "rate_limit_enabled": False,
         "password_min_length": 12,
+        # Test apps send no webhooks unless a test says so (tests/webhooks run the worker).
+        "webhook_delivery_enabled": False,
     }
     values.update(overrides)
     return OrgAuthSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from orgauth.cli import audit, health, migrate, serve, sessions, user
+from orgauth.cli import audit, health, migrate, serve, sessions, user, webhooks
 from orgauth.cli.common import CliError, print_error
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(user.app, name="user")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def _print_version(value: bool) -> None:

@@ -18,7 +18,8 @@ app = typer.Typer(help="Maintain stored sessions.", no_args_is_help=True)
 
 @app.command("prune")
 def prune() -> None:
-    """Delete expired and revoked sessions (and spent tokens); print how many."""
+    """Delete expired and revoked sessions, spent tokens and finished webhook deliveries
+    past WEBHOOK_DELIVERY_RETENTION_DAYS; print how many."""
     from orgauth.services.maintenance import prune_expired
 
     settings = load_cli_settings()
@@ -28,7 +29,9 @@ def prune() -> None:
 
         await require_migrated(engine)
         async with create_sessionmaker(engine)() as session:
-            return await prune_expired(session)
+            return await prune_expired(
+                session, webhook_retention_days=settings.webhook_delivery_retention_days
+            )
 
     result = run_with_engine(settings, work)
     typer.echo(
@@ -36,3 +39,4 @@ def prune() -> None:
         f"and {result.reset_tokens} password reset tokens."
     )
     typer.echo(f"Pruned {result.verification_tokens} email verification tokens.")
+    typer.echo(f"Pruned {result.webhook_deliveries} webhook deliveries.")

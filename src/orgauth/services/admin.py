@@ -26,7 +26,7 @@ from orgauth.models import Membership, Organization, OrgRole, User, UserSession,
 from orgauth.services import sessions as session_service
 from orgauth.services.auth import end_reset_tokens, validate_new_password
 from orgauth.services.context import AuthContext
-from orgauth.services.organizations import contains, last_owner, remainders
+from orgauth.services.organizations import contains, last_owner, remainders, removed_member
 from orgauth.services.verification import end_verification_tokens
 
 SortField = Literal["created_at", "email", "last_name"]
@@ -261,7 +261,7 @@ async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UU
     plan = await _plan_deletion(db, [user_id])
     if plan.blocked:
         raise last_owner()
-    await _delete(db, plan)
+    await _delete(db, plan, actor=EventActor.user(actor_id))
     record(
         db,
         "admin.user_deleted",
@@ -272,7 +272,8 @@ async def delete_user(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UU
     await db.commit()
 
 
-async def _delete(db: AsyncSession, plan: Deletion) -> int:
+async def _delete(db: AsyncSession, plan: Deletion, *, actor: EventActor) -> int:
+    await _record_departures(db, plan, actor)
     if plan.emptied_organizations:
         await db.execute(
             delete(Organization).where(col(Organization.id).in_(plan.emptied_organizations))
@@ -280,6 +281,53 @@ async def _delete(db: AsyncSession, plan: Deletion) -> int:
     if not plan.deletable:
         return 0
     return affected_rows(await db.execute(delete(User).where(col(User.id).in_(plan.deletable))))
+
+
+async def _record_departures(db: AsyncSession, plan: Deletion, actor: EventActor) -> None:
+    """The organization events of a deletion: ``member.removed`` (``user_deleted``) in
+    the organizations that stay, ``organization.deleted`` for the emptied ones. Their
+    webhook deliveries are written before the rows go."""
+    if not plan.deletable:
+        return
+    memberships = await db.execute(
+        select(
+            col(Membership.organization_id),
+            col(Membership.user_id),
+            col(Membership.role),
+            col(User.email),
+        )
+        .join(User, col(User.id) == col(Membership.user_id))
+        .where(col(Membership.user_id).in_(plan.deletable))
+        .order_by(col(Membership.organization_id), col(Membership.user_id))
+    )
+    for org_id, user_id, role, email in memberships:
+        if org_id in plan.emptied_organizations:
+            continue
+        record(
+            db,
+            "member.removed",
+            actor=actor,
+            organization_id=org_id,
+            targets=[events.user(user_id)],
+            data=removed_member(user_id, email, role, "user_deleted"),
+            role=role,
+            reason="user_deleted",
+        )
+    emptied = await db.execute(
+        select(col(Organization.id), col(Organization.name), col(Organization.slug))
+        .where(col(Organization.id).in_(plan.emptied_organizations))
+        .order_by(col(Organization.id))
+    )
+    for org_id, name, slug in emptied:
+        record(
+            db,
+            "organization.deleted",
+            actor=actor,
+            organization_id=org_id,
+            targets=[events.organization(org_id)],
+            data={"organization": {"id": str(org_id), "name": name, "slug": slug}},
+        )
+    await events.write_outbox(db)
 
 
 @dataclass(frozen=True)
@@ -309,7 +357,7 @@ async def bulk_action(
     if action == "delete":
         plan = await _plan_deletion(db, targets)
         targets = plan.deletable
-        affected = await _delete(db, plan)
+        affected = await _delete(db, plan, actor=EventActor.user(actor_id))
     elif targets:
         active = action == "activate"
         result = await db.execute(

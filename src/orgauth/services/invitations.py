@@ -49,6 +49,7 @@ from orgauth.models import (
     User,
     utcnow,
 )
+from orgauth.representations import as_data, invitation_read, member_read
 from orgauth.security.tokens import (
     INVITATION_TOKEN_PREFIX,
     hash_token,
@@ -284,21 +285,26 @@ async def create_invitation(
     if is_member:
         raise already_member()
     previous = await db.scalar(
-        select(col(Invitation.id)).where(
+        select(Invitation).where(
             col(Invitation.organization_id) == org_id,
             col(Invitation.email) == email,
             col(Invitation.status) == INVITATION_PENDING,
         )
     )
-    await _require_room_for_invitation(db, ctx, org_id, replacing=previous)
+    await _require_room_for_invitation(
+        db, ctx, org_id, replacing=previous.id if previous is not None else None
+    )
     now = utcnow()
     if previous is not None:
+        # A statement, not the unit of work: the new row's INSERT must come after it (one
+        # pending invitation per address).
         await db.execute(
             update(Invitation)
-            .where(col(Invitation.id) == previous)
+            .where(col(Invitation.id) == previous.id)
             .values(status=INVITATION_REVOKED, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+        await db.refresh(previous)
     invitation = Invitation(
         organization_id=org_id,
         email=email,
@@ -318,20 +324,23 @@ async def create_invitation(
             db,
             "invitation.revoked",
             **actor.events(org_id),
-            targets=[events.invitation(previous)],
+            targets=[events.invitation(previous.id)],
+            data=_payload(InvitationView.of(previous, org_name, now)),
             email=email,
             reason="replaced",
         )
+    view = InvitationView.of(invitation, org_name, now)
     record(
         db,
         "invitation.created",
         **actor.events(org_id),
         targets=[events.invitation(invitation.id)],
+        data=_payload(view),
         email=email,
         role=role,
     )
     await db.commit()
-    return IssuedInvitation(InvitationView.of(invitation, org_name, now), message)
+    return IssuedInvitation(view, message)
 
 
 async def list_invitations(
@@ -392,16 +401,18 @@ async def resend_invitation(
     invitation.updated_at = now
     org_name = await _organization_name(db, org_id)
     message = _issue(ctx, invitation, inviter, org_name)
+    view = InvitationView.of(invitation, org_name, now)
     record(
         db,
         "invitation.resent",
         **actor.events(org_id),
         targets=[events.invitation(invitation.id)],
+        data=_payload(view),
         email=invitation.email,
         role=invitation.role,
     )
     await db.commit()
-    return IssuedInvitation(InvitationView.of(invitation, org_name, now), message)
+    return IssuedInvitation(view, message)
 
 
 async def revoke_invitation(
@@ -420,18 +431,20 @@ async def revoke_invitation(
         invitation.status = INVITATION_REVOKED
         invitation.updated_at = now
     org_name = await _organization_name(db, org_id)
+    view = InvitationView.of(invitation, org_name, now)
     if changed:
         record(
             db,
             "invitation.revoked",
             **actor.events(org_id),
             targets=[events.invitation(invitation.id)],
+            data=_payload(view),
             email=invitation.email,
             role=invitation.role,
             reason="manual",
         )
     await db.commit()
-    return InvitationView.of(invitation, org_name, now)
+    return view
 
 
 # --- invitee side --------------------------------------------------------------------
@@ -577,6 +590,7 @@ async def accept_invitation(
             organization_id=org_id,
             client=client,
             targets=[events.invitation(invitation.id)],
+            data=_payload(InvitationView.of(invitation, await _organization_name(db, org_id), now)),
             email=invitation.email,
             role=invitation.role,
             reason="inviter_lost_rights",
@@ -619,11 +633,13 @@ async def accept_invitation(
         "organization_id": org_id,
         "client": client,
     }
+    view = InvitationView.of(invitation, org_name, now)
     record(
         db,
         "invitation.accepted",
         **joined,
         targets=[events.invitation(invitation.id)],
+        data=_payload(view),
         email=invitation.email,
         role=invitation.role,
     )
@@ -632,12 +648,13 @@ async def accept_invitation(
         "member.added",
         **joined,
         targets=[events.user(user.id)],
+        data={"member": as_data(member_read(member)), "source": "invitation"},
         role=invitation.role,
         source="invitation",
     )
     await db.commit()
     await ctx.hooks.after_member_added(org_id, user.id, invitation.role)
-    return Accepted(InvitationView.of(invitation, org_name, now), member)
+    return Accepted(view, member)
 
 
 async def decline_invitation(
@@ -680,6 +697,7 @@ async def decline_invitation(
     )
     assert row is not None
     org_name = await _organization_name(db, row.organization_id)
+    view = InvitationView.of(row, org_name, now)
     record(
         db,
         "invitation.declined",
@@ -687,11 +705,16 @@ async def decline_invitation(
         organization_id=row.organization_id,
         client=client,
         targets=[events.invitation(row.id)],
+        data=_payload(view),
         email=row.email,
         role=row.role,
     )
     await db.commit()
-    return InvitationView.of(row, org_name, now)
+    return view
+
+
+def _payload(view: InvitationView) -> dict[str, Any]:
+    return {"invitation": as_data(invitation_read(view))}
 
 
 async def deliver_invitation(ctx: AuthContext, message: InvitationEmail) -> None:

@@ -1,8 +1,10 @@
-"""Pruning of expired and revoked sessions and spent tokens."""
+"""Pruning of expired and revoked sessions, spent tokens, old audit events and finished
+webhook deliveries."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,10 +13,12 @@ from sqlmodel import col
 from orgauth.data.sessions import session_is_over
 from orgauth.data.statements import affected_rows
 from orgauth.models import (
+    DELIVERY_PENDING,
     EmailVerificationToken,
     PasswordResetToken,
     RefreshToken,
     UserSession,
+    WebhookDelivery,
     utcnow,
 )
 from orgauth.services.audit_log import prune_events
@@ -27,11 +31,15 @@ class PruneResult:
     reset_tokens: int
     verification_tokens: int
     audit_events: int = 0
+    webhook_deliveries: int = 0
 
 
-async def prune_expired(session: AsyncSession, *, audit_retention_days: int = 0) -> PruneResult:
-    """Delete what can no longer be used and, with ``audit_retention_days`` > 0, audit
-    events older than that. Idempotent, so safe to run from several workers."""
+async def prune_expired(
+    session: AsyncSession, *, audit_retention_days: int = 0, webhook_retention_days: int = 0
+) -> PruneResult:
+    """Delete what can no longer be used and, with a retention > 0, audit events and
+    finished webhook deliveries older than that. Idempotent, so safe to run from several
+    workers."""
     now = utcnow()
     sessions = await session.execute(delete(UserSession).where(session_is_over(now)))
     tokens = await session.execute(delete(RefreshToken).where(col(RefreshToken.expires_at) < now))
@@ -55,6 +63,16 @@ async def prune_expired(session: AsyncSession, *, audit_retention_days: int = 0)
     audit_events = 0
     if audit_retention_days > 0:
         audit_events = await prune_events(session, older_than_days=audit_retention_days)
+    deliveries = 0
+    if webhook_retention_days > 0:
+        # Finished ones only, by their last attempt: a pending delivery always stays.
+        finished = await session.execute(
+            delete(WebhookDelivery).where(
+                col(WebhookDelivery.status) != DELIVERY_PENDING,
+                col(WebhookDelivery.last_attempt_at) < now - timedelta(days=webhook_retention_days),
+            )
+        )
+        deliveries = affected_rows(finished)
     await session.commit()
     return PruneResult(
         sessions=affected_rows(sessions),
@@ -62,6 +80,7 @@ async def prune_expired(session: AsyncSession, *, audit_retention_days: int = 0)
         reset_tokens=affected_rows(resets),
         verification_tokens=affected_rows(verifications),
         audit_events=audit_events,
+        webhook_deliveries=deliveries,
     )
 
 
@@ -70,7 +89,7 @@ PRUNE_LOCK_ID = 0x6F72_6761_7570_72
 
 
 async def prune_with_lock(
-    session: AsyncSession, *, audit_retention_days: int = 0
+    session: AsyncSession, *, audit_retention_days: int = 0, webhook_retention_days: int = 0
 ) -> PruneResult | None:
     """Prune unless another process is already doing it (PostgreSQL advisory lock).
 
@@ -87,4 +106,8 @@ async def prune_with_lock(
         if not acquired:
             await session.rollback()
             return None
-    return await prune_expired(session, audit_retention_days=audit_retention_days)
+    return await prune_expired(
+        session,
+        audit_retention_days=audit_retention_days,
+        webhook_retention_days=webhook_retention_days,
+    )

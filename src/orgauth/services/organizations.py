@@ -48,6 +48,7 @@ from orgauth.models import (
     User,
     utcnow,
 )
+from orgauth.representations import as_data, member_read, organization_read
 from orgauth.security.ratelimit import AccountLimits
 from orgauth.services.context import ClientInfo
 from orgauth.services.permissions import (
@@ -654,6 +655,7 @@ async def update_organization(
         "organization.updated",
         **actor.events(org_id),
         targets=[events.organization(org_id)],
+        data={"organization": as_data(organization_read(view)), "changed": sorted(changes)},
         fields=sorted(changes),
     )
     await db.commit()
@@ -665,10 +667,29 @@ async def delete_organization(db: AsyncSession, actor: Actor, org_id: uuid.UUID)
     if not await lock_organization(db, org_id):
         raise org_not_found()
     require_permission(await acting_grant(db, actor, org_id), "organization:delete")
-    await db.execute(delete(Organization).where(col(Organization.id) == org_id))
+    name_and_slug = (
+        await db.execute(
+            select(col(Organization.name), col(Organization.slug)).where(
+                col(Organization.id) == org_id
+            )
+        )
+    ).one()
     record(
-        db, "organization.deleted", **actor.events(org_id), targets=[events.organization(org_id)]
+        db,
+        "organization.deleted",
+        **actor.events(org_id),
+        targets=[events.organization(org_id)],
+        data={
+            "organization": {
+                "id": str(org_id),
+                "name": name_and_slug.name,
+                "slug": name_and_slug.slug,
+            }
+        },
     )
+    # Its endpoints go with it: the event's deliveries are written while they exist.
+    await events.write_outbox(db)
+    await db.execute(delete(Organization).where(col(Organization.id) == org_id))
     await db.commit()
 
 
@@ -718,6 +739,7 @@ async def add_member(
         "member.added",
         **actor.events(org_id),
         targets=[events.user(target)],
+        data={"member": as_data(member_read(member)), "source": "direct"},
         role=role,
         source="direct",
     )
@@ -773,6 +795,7 @@ async def change_role(
         "member.role_changed",
         **actor.events(org_id),
         targets=[events.user(user_id)],
+        data={"member": as_data(member_read(member)), "previous_role": current},
         old_role=current,
         new_role=role,
     )
@@ -815,6 +838,10 @@ async def transfer_ownership(
         "organization.ownership_transferred",
         **actor.events(org_id),
         targets=[events.organization(org_id), events.user(user_id)],
+        data={
+            "owner": as_data(member_read(owner)),
+            "previous_owner": as_data(member_read(stepped_down)) if stepped_down else None,
+        },
         previous_owner_id=actor.user_id if previous is not None else None,
     )
     await db.commit()
@@ -845,6 +872,7 @@ async def remove_member(
         require_touchable(grant, current, current_permissions)
     if current == OrgRole.OWNER:
         await _require_another_owner(db, org_id, user_id)
+    email = await db.scalar(select(col(User.email)).where(col(User.id) == user_id))
     await db.execute(
         delete(Membership).where(
             col(Membership.organization_id) == org_id, col(Membership.user_id) == user_id
@@ -855,10 +883,17 @@ async def remove_member(
         "member.left" if leaving else "member.removed",
         **actor.events(org_id),
         targets=[events.user(user_id)],
+        data=removed_member(user_id, email or "", current, "left" if leaving else "removed"),
         role=current,
     )
     await db.commit()
     await hooks.after_member_removed(org_id, user_id)
+
+
+def removed_member(user_id: uuid.UUID, email: str, role: str, reason: str) -> dict[str, Any]:
+    """The ``member.removed`` webhook data; ``reason`` is ``removed``, ``left`` or
+    ``user_deleted``."""
+    return {"user_id": str(user_id), "email": email, "role": role, "reason": reason}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from orgauth import events
 from orgauth.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from orgauth.events import record
 from orgauth.models import Invitation, Membership, OrganizationRole, utcnow
+from orgauth.representations import as_data, role_read
 from orgauth.services.organizations import (
     Actor,
     acting_grant,
@@ -213,11 +214,13 @@ async def create_role(
         updated_at=now,
     )
     db.add(row)
+    view = _custom_view(actor, row, 0)
     record(
         db,
         "role.created",
         **actor.events(org_id),
         targets=[events.role(row.id)],
+        data=_payload(view),
         key=key,
         permissions=keys,
     )
@@ -226,7 +229,11 @@ async def create_role(
     except IntegrityError:  # the (organization, key) unique index, should the lock be bypassed
         await db.rollback()
         raise _key_taken() from None
-    return _custom_view(actor, row, 0)
+    return view
+
+
+def _payload(view: RoleView) -> dict[str, Any]:
+    return {"role": as_data(role_read(view))}
 
 
 def _key_taken() -> ConflictError:
@@ -261,6 +268,7 @@ async def update_role(
         "role.updated",
         **actor.events(org_id),
         targets=[events.role(row.id)],
+        data=_payload(view),
         key=key,
         permissions=row.permissions,
         fields=sorted(changes),
@@ -292,12 +300,14 @@ async def delete_role(db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: st
             "Members or live invitations hold this role; change or revoke them first.",
             code=ErrorCode.ROLE_IN_USE,
         )
+    view = _custom_view(actor, row, 0)
     await db.execute(delete(OrganizationRole).where(col(OrganizationRole.id) == row.id))
     record(
         db,
         "role.deleted",
         **actor.events(org_id),
         targets=[events.role(row.id)],
+        data=_payload(view),
         key=key,
         permissions=row.permissions,
     )

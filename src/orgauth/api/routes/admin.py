@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
 from orgauth.api.routes.audit_logs import build_admin_audit_routes
-from orgauth.api.routes.organizations import build_member_routes, organization_read
+from orgauth.api.routes.organizations import build_member_routes
 from orgauth.models import User
+from orgauth.representations import organization_read
 from orgauth.schemas import (
     AdminOrganizationCreate,
     AdminSessionRead,

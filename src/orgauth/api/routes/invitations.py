@@ -11,6 +11,7 @@ from orgauth.api.routes._pagination import LimitParam, PageParam
 from orgauth.api.routes._responses import errors
 from orgauth.errors import AuthenticationError, ErrorCode
 from orgauth.models import User
+from orgauth.representations import invitation_read, member_read
 from orgauth.schemas import (
     InvitationAccepted,
     InvitationAnswer,
@@ -28,22 +29,6 @@ from orgauth.services.organizations import Actor
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
-
-
-def invitation_read(view: InvitationView) -> InvitationRead:
-    invitation = view.invitation
-    return InvitationRead(
-        id=invitation.id,
-        organization_id=invitation.organization_id,
-        organization_name=view.organization_name,
-        email=invitation.email,
-        role=invitation.role,
-        status=view.status,
-        inviter_id=invitation.inviter_id,
-        created_at=invitation.created_at,
-        expires_at=invitation.expires_at,
-        responded_at=invitation.responded_at,
-    )
 
 
 def _page(views: list[InvitationView], total: int, page: int, limit: int) -> Page[InvitationRead]:
@@ -154,7 +139,6 @@ def build_invitation_routes(router: APIRouter, auth: "OrgAuth", actor_dependency
 
 def build_invitee_router(auth: "OrgAuth") -> APIRouter:
     """``/invitations``: what the invited person sees and does."""
-    from orgauth.api.routes.organizations import member_read  # which imports this module
 
     deps = auth.dependencies
     ctx = auth.context

@@ -11,8 +11,10 @@ from orgauth.api.routes._responses import errors
 from orgauth.api.routes.audit_logs import build_organization_audit_routes
 from orgauth.api.routes.invitations import build_invitation_routes
 from orgauth.api.routes.roles import build_role_routes
+from orgauth.api.routes.webhooks import build_webhook_routes
 from orgauth.lengths import ROLE_MAX_LENGTH
 from orgauth.models import User
+from orgauth.representations import member_read, organization_read
 from orgauth.schemas import (
     MemberAdd,
     MemberRead,
@@ -28,35 +30,10 @@ from orgauth.schemas import (
 )
 from orgauth.services import organizations as org_service
 from orgauth.services.context import ClientInfo
-from orgauth.services.organizations import Actor, DirectAddRules, MemberView, OrgView
+from orgauth.services.organizations import Actor, DirectAddRules
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
-
-
-def organization_read(view: OrgView) -> OrganizationRead:
-    org = view.organization
-    return OrganizationRead(
-        id=org.id,
-        name=org.name,
-        slug=org.slug,
-        description=org.description,
-        created_at=org.created_at,
-        updated_at=org.updated_at,
-        member_count=view.member_count,
-    )
-
-
-def member_read(member: MemberView) -> MemberRead:
-    return MemberRead(
-        user_id=member.user_id,
-        email=member.email,
-        first_name=member.first_name,
-        last_name=member.last_name,
-        role=member.role,
-        permissions=sorted(member.permissions),
-        joined_at=member.joined_at,
-    )
 
 
 def build_member_routes(
@@ -268,4 +245,5 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     build_role_routes(router, auth, member_actor)
     build_invitation_routes(router, auth, member_actor)
     build_organization_audit_routes(router, auth, member_actor)
+    build_webhook_routes(router, auth, member_actor)
     return router

@@ -9,28 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._responses import errors
 from orgauth.lengths import ROLE_MAX_LENGTH
+from orgauth.representations import role_read
 from orgauth.schemas import PermissionRead, RoleCreate, RoleRead, RoleUpdate
 from orgauth.services import roles as role_service
 from orgauth.services.organizations import Actor
-from orgauth.services.roles import RoleView
 
 if TYPE_CHECKING:
     from orgauth.extension import OrgAuth
 
 RoleKeyPath = Annotated[str, Path(max_length=ROLE_MAX_LENGTH)]
-
-
-def role_read(view: RoleView) -> RoleRead:
-    return RoleRead(
-        key=view.key,
-        name=view.name,
-        description=view.description,
-        permissions=view.permissions,
-        built_in=view.built_in,
-        member_count=view.member_count,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-    )
 
 
 def build_role_routes(router: APIRouter, auth: "OrgAuth", actor_dependency: Any) -> None:

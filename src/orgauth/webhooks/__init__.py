@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints, outbox and delivery (docs/ARCHITECTURE.md, "Webhooks")."""
