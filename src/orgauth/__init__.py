@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from orgauth.hooks import Hooks
     from orgauth.migrate import exclude_orgauth_tables
     from orgauth.models import (
+        AuditEvent,
         EmailVerificationToken,
         Invitation,
         Membership,
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
         RefreshToken,
         User,
         UserSession,
+        WebhookDelivery,
+        WebhookEndpoint,
     )
     from orgauth.services.auth import ResetDelivery
     from orgauth.services.invitations import InvitationDelivery
@@ -54,6 +57,7 @@ _EXPORTS = {
     "Hooks": "orgauth.hooks",
     "exclude_orgauth_tables": "orgauth.migrate",
     "OrgAuth": "orgauth.extension",
+    "AuditEvent": "orgauth.models",
     "EmailVerificationToken": "orgauth.models",
     "Invitation": "orgauth.models",
     "Membership": "orgauth.models",
@@ -64,6 +68,8 @@ _EXPORTS = {
     "RefreshToken": "orgauth.models",
     "User": "orgauth.models",
     "UserSession": "orgauth.models",
+    "WebhookDelivery": "orgauth.models",
+    "WebhookEndpoint": "orgauth.models",
     "ResetDelivery": "orgauth.services.auth",
     "InvitationDelivery": "orgauth.services.invitations",
     "OrgAccess": "orgauth.services.organizations",
@@ -76,6 +82,7 @@ _EXPORTS = {
 
 __all__ = [
     "BUILT_IN_PERMISSIONS",
+    "AuditEvent",
     "EmailMessage",
     "EmailSender",
     "EmailVerificationToken",
@@ -97,6 +104,8 @@ __all__ = [
     "User",
     "UserSession",
     "VerificationDelivery",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "__version__",
     "create_app",
     "current_superuser",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
 import pytest
 
+from orgauth.webhooks import addresses as addresses_module
 from orgauth.webhooks.addresses import (
     MAX_URL_LENGTH,
     Resolver,
@@ -324,6 +326,18 @@ async def test_resolver_oserror_counts_as_not_resolving() -> None:
         raise OSError("resolver unavailable")
 
     assert (await check("https://example.com/", broken)).host == "example.com"
+
+
+async def test_a_hanging_resolver_counts_as_not_resolving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(addresses_module, "LOOKUP_TIMEOUT_SECONDS", 0.1)
+
+    async def hangs(host: str, port: int) -> list[str]:
+        await asyncio.sleep(60)
+        return ["127.0.0.1"]
+
+    assert (await check("https://slow.example.com/", hangs)).host == "slow.example.com"
 
 
 @pytest.mark.parametrize("addresses", [["127.0.0.1"], ["::1"], ["10.1.2.3"], ["169.254.169.254"]])

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 MAX_URL_LENGTH = 2048
+#: How long endpoint creation and update wait for DNS.
+LOOKUP_TIMEOUT_SECONDS = 5.0
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -256,8 +258,8 @@ async def check_webhook_url(
 
     Shape rules, then (unless ``allow_private``) the address rules: localhost names, a
     refused IP literal, or a name that resolves now to *any* refused address are refused.
-    A name that does not resolve is accepted - it may exist later, and every delivery
-    checks the addresses it connects to anyway. The reason never names the resolved
+    A name that does not resolve (within 5 seconds) is accepted - it may exist later, and
+    every delivery checks the addresses it connects to anyway. The reason never names the resolved
     addresses, so the check cannot be used to map an internal network.
     """
     parsed = parse_webhook_url(url, allow_http=allow_http)
@@ -270,8 +272,10 @@ async def check_webhook_url(
             raise UrlNotAllowed(_BLOCKED_REASON.format(what="is"))
         return parsed
     try:
-        addresses = await resolver(parsed.host, parsed.port)
-    except (OSError, UnicodeError):  # socket.gaierror is an OSError
+        # A request waits for this lookup: a resolver that hangs counts as no answer.
+        async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+            addresses = await resolver(parsed.host, parsed.port)
+    except (OSError, UnicodeError, TimeoutError):  # socket.gaierror is an OSError
         return parsed
     if not all(address_allowed(address) for address in addresses):
         raise UrlNotAllowed(_BLOCKED_REASON.format(what="resolves to"))
