@@ -18,8 +18,10 @@ from sqlmodel import col
 
 from orgauth.data.statements import affected_rows
 from orgauth.errors import ErrorCode, UnprocessableError
-from orgauth.events import SYSTEM, record
+from orgauth.events import SYSTEM, EventActor, record
 from orgauth.models import AuditEvent, utcnow
+from orgauth.security.ratelimit import AccountLimits
+from orgauth.services.context import ClientInfo
 
 MAX_CURSOR_LENGTH = 200
 MAX_ACTION_FILTERS = 20
@@ -171,3 +173,30 @@ async def export_batches(
         if len(batch) < EXPORT_BATCH:
             return
         position = Position(batch[-1].occurred_at, batch[-1].id)
+
+
+async def start_export(
+    db: AsyncSession,
+    limits: AccountLimits,
+    *,
+    user_id: uuid.UUID,
+    client: ClientInfo | None,
+    filters: AuditFilters,
+    export_format: str,
+) -> None:
+    """What every export does before it streams: count against the caller's
+    ``RATE_LIMIT_AUDIT_EXPORT`` (429) and record ``audit.exported`` with the filters."""
+    await limits.audit_export(user_id)
+    record(
+        db,
+        "audit.exported",
+        actor=EventActor.user(user_id),
+        organization_id=filters.organization_id,
+        client=client,
+        format=export_format,
+        actions=list(filters.actions),
+        actor_id=str(filters.actor_id) if filters.actor_id else None,
+        since=filters.since.isoformat() if filters.since else None,
+        until=filters.until.isoformat() if filters.until else None,
+    )
+    await db.commit()

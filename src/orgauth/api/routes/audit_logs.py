@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgauth.api.audit_export import MEDIA_TYPES, stream_export
 from orgauth.api.routes._pagination import NO_NUL
 from orgauth.api.routes._responses import errors
-from orgauth.events import EventActor, record
 from orgauth.lengths import ACTION_MAX_LENGTH
 from orgauth.models import AuditEvent
 from orgauth.schemas import (
@@ -77,22 +76,15 @@ async def _export(
     filters: AuditFilters,
     export_format: str,
 ) -> StreamingResponse:
-    """Count the export against the caller's limit, record ``audit.exported`` and stream
-    the events, oldest first."""
-    await auth.context.account_limits.audit_export(actor.user_id)
-    record(
+    """Start the export (its limit and its audit row) and stream the events, oldest first."""
+    await audit_log.start_export(
         db,
-        "audit.exported",
-        actor=EventActor.user(actor.user_id),
-        organization_id=filters.organization_id,
+        auth.context.account_limits,
+        user_id=actor.user_id,
         client=actor.client,
-        format=export_format,
-        actions=list(filters.actions),
-        actor_id=str(filters.actor_id) if filters.actor_id else None,
-        since=filters.since.isoformat() if filters.since else None,
-        until=filters.until.isoformat() if filters.until else None,
+        filters=filters,
+        export_format=export_format,
     )
-    await db.commit()
     body = stream_export(
         auth.sessionmaker,
         filters,
