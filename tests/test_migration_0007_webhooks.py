@@ -91,10 +91,6 @@ async def _tables(engine: AsyncEngine) -> set[str]:
         return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
 
 
-def test_this_revision_is_the_head() -> None:
-    assert HEAD_REVISION == REVISION
-
-
 async def test_round_trip_with_rows_keeps_organizations_and_deliveries_outlive_endpoints(
     engine: AsyncEngine,
 ) -> None:
@@ -109,7 +105,6 @@ async def test_round_trip_with_rows_keeps_organizations_and_deliveries_outlive_e
 
     await migrate.upgrade(engine, REVISION)
     assert {"webhook_endpoints", "webhook_deliveries"} <= await _tables(engine)
-    assert await migrate.schema_drift(engine) == []
     async with engine.begin() as connection:
         [kept] = (await connection.execute(sa_select(organizations.c.slug))).scalars().all()
         assert kept == "acme"
@@ -151,5 +146,5 @@ async def test_round_trip_with_rows_keeps_organizations_and_deliveries_outlive_e
     assert "webhook_deliveries" not in tables
     await migrate.downgrade(engine, "0002")
     await migrate.upgrade(engine)
-    assert await migrate.current_revision(engine) == REVISION
+    assert await migrate.current_revision(engine) == HEAD_REVISION
     assert await migrate.schema_drift(engine) == []

@@ -48,6 +48,12 @@ _FORBIDDEN_KEYS = frozenset(
     }
 )
 _PENDING = "orgauth_pending_events"
+# Attributes a LogRecord has of its own: a metadata key among them (``name``) is logged as
+# ``meta_<key>``, since logging refuses to overwrite them.
+_RESERVED_LOG_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, None, None, None).__dict__) | {
+    "message",
+    "asctime",
+}
 _OUTBOX = "orgauth_pending_webhooks"
 
 
@@ -98,6 +104,10 @@ def invitation(invitation_id: uuid.UUID) -> Target:
 
 def role(role_id: uuid.UUID) -> Target:
     return Target("role", role_id)
+
+
+def api_key(key_id: uuid.UUID) -> Target:
+    return Target("api_key", key_id)
 
 
 def webhook_endpoint(endpoint_id: uuid.UUID) -> Target:
@@ -194,7 +204,7 @@ def log_line(action: str, /, **fields: Any) -> None:
     """An ``orgauth.audit`` line with no stored row, for events too frequent to keep
     (``token.refreshed``)."""
     clean_metadata(fields)
-    audit_logger.info(action, extra={k: _plain(v) for k, v in fields.items()})
+    audit_logger.info(action, extra={_log_key(k): _plain(v) for k, v in fields.items()})
 
 
 def _plain(value: Any) -> Any:
@@ -224,8 +234,12 @@ def _log_fields(row: AuditEvent) -> dict[str, Any]:
     if row.ip_address is not None:
         fields["ip"] = row.ip_address
     for key, value in row.event_metadata.items():
-        fields.setdefault(key, value)
+        fields.setdefault(_log_key(key), value)
     return fields
+
+
+def _log_key(key: str) -> str:
+    return f"meta_{key}" if key in _RESERVED_LOG_FIELDS else key
 
 
 @event.listens_for(Session, "before_commit")

@@ -33,6 +33,8 @@ from sqlmodel import Field, SQLModel
 from orgauth.lengths import (
     ACTION_MAX_LENGTH,
     ACTOR_TYPE_MAX_LENGTH,
+    API_KEY_NAME_MAX_LENGTH,
+    API_KEY_START_LENGTH,
     BROWSER_MAX_LENGTH,
     DESCRIPTION_MAX_LENGTH,
     DEVICE_NAME_MAX_LENGTH,
@@ -378,6 +380,42 @@ INVITATION_REVOKED = "revoked"
 INVITATION_EXPIRED = "expired"
 
 
+class OrganizationApiKey(SQLModel, table=True):
+    """An organization's API key (docs/API.md, "API keys"). Only the SHA-256 of the key
+    (``key_hash``, the lookup path) and its first 12 characters are stored. A key whose
+    ``revoked_at`` is set or whose ``expires_at`` has passed no longer works; keys go with
+    their organization."""
+
+    __tablename__: ClassVar[str] = "organization_api_keys"
+    __table_args__ = (
+        Index("ix_organization_api_keys_key_hash", "key_hash", unique=True),
+        Index(
+            "ix_organization_api_keys_organization_id_created_at", "organization_id", "created_at"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organization_id: uuid.UUID = Field(
+        sa_column=_uuid_fk("organizations.id", name="fk_organization_api_keys_organization_id")
+    )
+    name: str = Field(sa_column=Column(String(API_KEY_NAME_MAX_LENGTH), nullable=False))
+    start: str = Field(sa_column=Column(String(API_KEY_START_LENGTH), nullable=False))
+    key_hash: str = Field(sa_column=Column(String(TOKEN_HASH_LENGTH), nullable=False))
+    permissions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            Uuid(),
+            ForeignKey("users.id", ondelete="SET NULL", name="fk_organization_api_keys_created_by"),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
 class AuditEvent(SQLModel, table=True):
     """One stored audit event (docs/API.md, "Audit log"). Append-only: orgauth never
     updates a row, and only pruning deletes. ``organization_id`` has no foreign key, so
@@ -517,6 +555,7 @@ ORGAUTH_MODELS: tuple[type[SQLModel], ...] = (
     PasswordResetToken,
     EmailVerificationToken,
     Invitation,
+    OrganizationApiKey,
     AuditEvent,
     WebhookEndpoint,
     WebhookDelivery,

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from orgauth.schemas import InvitationRead, MemberRead, OrganizationRead, RoleRead
+from orgauth.schemas import ApiKeyRead, InvitationRead, MemberRead, OrganizationRead, RoleRead
 
 if TYPE_CHECKING:
+    from orgauth.services.api_keys import ApiKeyView
     from orgauth.services.invitations import InvitationView
     from orgauth.services.organizations import MemberView, OrgView
     from orgauth.services.roles import RoleView
@@ -74,4 +75,21 @@ def invitation_read(view: InvitationView) -> InvitationRead:
         created_at=invitation.created_at,
         expires_at=invitation.expires_at,
         responded_at=invitation.responded_at,
+    )
+
+
+def api_key_read(view: ApiKeyView) -> ApiKeyRead:
+    key = view.key
+    return ApiKeyRead(
+        id=key.id,
+        organization_id=key.organization_id,
+        name=key.name,
+        start=key.start,
+        permissions=key.permissions,
+        created_by=key.created_by,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+        status=view.status,
     )

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from orgauth.lengths import (
+    API_KEY_NAME_MAX_LENGTH,
     DESCRIPTION_MAX_LENGTH,
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -511,6 +512,49 @@ class AuditEventRead(BaseModel):
 class AuditPage(BaseModel):
     data: list[AuditEventRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+# --- API keys ----------------------------------------------------------------------
+
+ApiKeyName = Annotated[
+    str,
+    Field(min_length=1, max_length=API_KEY_NAME_MAX_LENGTH),
+    AfterValidator(_clean_text),
+    AfterValidator(_non_empty),
+]
+ApiKeyPermissions = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=PERMISSION_MAX_LENGTH)]],
+    Field(min_length=1, max_length=100),
+]
+ApiKeyStatus = Literal["active", "expired", "revoked"]
+
+
+class ApiKeyCreate(RequestModel):
+    name: ApiKeyName
+    permissions: ApiKeyPermissions = Field(description="Catalog keys you hold; duplicates ignored.")
+    expires_in_days: Annotated[int, Field(ge=1, le=365)] | None = Field(
+        default=None, description="1-365; default 90. No key lives forever."
+    )
+
+
+class ApiKeyRead(BaseModel):
+    """An API key; never the key itself (only its first 12 characters, ``start``)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    start: str
+    permissions: list[str]
+    created_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    status: ApiKeyStatus
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The key (`oa_live_…`): shown only in this answer.")
 
 
 # --- webhooks ----------------------------------------------------------------------

@@ -61,6 +61,11 @@ EXPECTED = {
         "organizations_export_audit_events"
     ),
     ("get", "/api/v1/admin/audit-logs/export"): "admin_export_audit_events",
+    ("post", "/api/v1/organizations/{org_id}/api-keys"): "organizations_create_api_key",
+    ("get", "/api/v1/organizations/{org_id}/api-keys"): "organizations_list_api_keys",
+    ("post", "/api/v1/organizations/{org_id}/api-keys/{key_id}/revoke"): (
+        "organizations_revoke_api_key"
+    ),
     ("post", "/api/v1/organizations/{org_id}/webhooks"): "organizations_create_webhook",
     ("get", "/api/v1/organizations/{org_id}/webhooks"): "organizations_list_webhooks",
     ("get", "/api/v1/organizations/{org_id}/webhooks/{endpoint_id}"): "organizations_get_webhook",

@@ -36,7 +36,7 @@ class Scene:
     """A roled organization, plus a member holding a custom role with only
     ``organization:read``, a target member, a candidate who is not in it, an unheld spare
     custom role, a superuser who is not a member, a pending invitation and a webhook
-    endpoint with one pending delivery."""
+    endpoint with one pending delivery, and an API key."""
 
     org: RoledOrg
     reader: Account
@@ -46,6 +46,7 @@ class Scene:
     invitation_id: str
     endpoint_id: str
     delivery_id: str
+    api_key_id: str
 
     def actor(self, name: str) -> Account:
         if name == "reader":
@@ -153,6 +154,15 @@ ROUTES: dict[tuple[str, str], Route] = {
         },
         lambda s: {"user_id": str(s.org.outsider.id)},
     ),
+    ("GET", "/api-keys"): Route(lambda s: "/api-keys", _managers(200)),
+    ("POST", "/api-keys"): Route(
+        lambda s: "/api-keys",
+        _managers(201),
+        lambda s: {"name": "walker", "permissions": ["members:read"]},
+    ),
+    ("POST", "/api-keys/{key_id}/revoke"): Route(
+        lambda s: f"/api-keys/{s.api_key_id}/revoke", _managers(200)
+    ),
     ("GET", "/webhooks"): Route(lambda s: "/webhooks", _managers(200)),
     ("POST", "/webhooks"): Route(
         lambda s: "/webhooks", _managers(201), lambda s: {"url": WALK_HOOK, "events": ["*"]}
@@ -244,6 +254,12 @@ async def scene(client: httpx.AsyncClient, factory: Factory, roled_org: RoledOrg
         f"{roled_org.url}/webhooks/{endpoint['id']}/deliveries", headers=roled_org.owner.headers
     )
     [delivery] = deliveries.json()["data"]  # the invitation's
+    api_key = await client.post(
+        f"{roled_org.url}/api-keys",
+        json={"name": "scene", "permissions": ["members:read"]},
+        headers=roled_org.owner.headers,
+    )
+    assert api_key.status_code == 201, api_key.text
     return Scene(
         roled_org,
         reader,
@@ -253,6 +269,7 @@ async def scene(client: httpx.AsyncClient, factory: Factory, roled_org: RoledOrg
         invitation.json()["id"],
         endpoint["id"],
         delivery["id"],
+        api_key.json()["id"],
     )
 
 

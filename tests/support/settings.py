@@ -23,6 +23,7 @@ TABLES_IN_DELETE_ORDER = (
     "password_reset_tokens",
     "email_verification_tokens",
     "organization_invitations",
+    "organization_api_keys",
     "audit_events",
     "webhook_deliveries",
     "webhook_endpoints",

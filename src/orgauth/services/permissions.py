@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orgauth.errors import ErrorCode, PermissionDeniedError
+from orgauth.errors import ErrorCode, PermissionDeniedError, UnprocessableError
 from orgauth.lengths import PERMISSION_MAX_LENGTH
 from orgauth.roles import OrgRole
 
@@ -243,6 +243,22 @@ def require_subset(grant: Grant, permissions: Iterable[str]) -> None:
     """Rules 4 and 5: every permission of a new or current set is held by the caller."""
     if not set(permissions) <= grant.permissions:
         raise insufficient_role()
+
+
+def checked_permissions(
+    catalog: PermissionCatalog, grant: Grant, permissions: Iterable[str]
+) -> list[str]:
+    """A new permission set (a custom role's, an API key's): every key in the catalog
+    (422 ``UNKNOWN_PERMISSION``) and held by the caller (403, rule 5); duplicates dropped,
+    sorted."""
+    keys = sorted(set(permissions))
+    unknown = catalog.unknown(keys)
+    if unknown:
+        raise UnprocessableError(
+            f"Unknown permission: {', '.join(unknown)}.", code=ErrorCode.UNKNOWN_PERMISSION
+        )
+    require_subset(grant, keys)
+    return keys
 
 
 def require_owner(grant: Grant) -> None:

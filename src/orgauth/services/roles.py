@@ -9,7 +9,6 @@ pointing at a missing role.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from orgauth import events
-from orgauth.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from orgauth.errors import ConflictError, ErrorCode, NotFoundError
 from orgauth.events import record
 from orgauth.models import Invitation, Membership, OrganizationRole, utcnow
 from orgauth.representations import as_data, role_read
@@ -36,6 +35,7 @@ from orgauth.services.permissions import (
     BUILT_IN_ROLE_NAMES,
     Grant,
     OrgPermission,
+    checked_permissions,
     is_role_key,
     require_permission,
     require_subset,
@@ -67,12 +67,6 @@ def role_not_found() -> NotFoundError:
 def built_in_role() -> ConflictError:
     return ConflictError(
         "Built-in roles cannot be changed or deleted.", code=ErrorCode.BUILT_IN_ROLE
-    )
-
-
-def _unknown_permissions(keys: list[str]) -> UnprocessableError:
-    return UnprocessableError(
-        f"Unknown permission: {', '.join(keys)}.", code=ErrorCode.UNKNOWN_PERMISSION
     )
 
 
@@ -145,17 +139,6 @@ async def _managing_grant(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> 
     return grant
 
 
-def _checked_permissions(actor: Actor, grant: Grant, permissions: Iterable[str]) -> list[str]:
-    """A new permission set: every key in the catalog (422) and held by the actor (403);
-    duplicates dropped, sorted."""
-    keys = sorted(set(permissions))
-    unknown = actor.catalog.unknown(keys)
-    if unknown:
-        raise _unknown_permissions(unknown)
-    require_subset(grant, keys)
-    return keys
-
-
 async def _custom_role(
     db: AsyncSession, actor: Actor, org_id: uuid.UUID, key: str
 ) -> OrganizationRole:
@@ -185,7 +168,7 @@ async def create_role(
 ) -> RoleView:
     """Create a custom role holding only permissions the actor holds."""
     grant = await _managing_grant(db, actor, org_id)
-    keys = _checked_permissions(actor, grant, permissions)
+    keys = checked_permissions(actor.catalog, grant, permissions)
     if actor.catalog.is_built_in_role(key):
         raise _key_taken()
     count = await db.scalar(
@@ -250,7 +233,7 @@ async def update_role(
     require_subset(grant, actor.catalog.role_permissions(key, row.permissions))
     values = dict(changes)
     if "permissions" in values:
-        values["permissions"] = _checked_permissions(actor, grant, values["permissions"])
+        values["permissions"] = checked_permissions(actor.catalog, grant, values["permissions"])
     values["updated_at"] = utcnow()
     await db.execute(
         update(OrganizationRole)

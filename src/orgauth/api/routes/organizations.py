@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgauth.api.routes._pagination import LimitParam, PageParam, SearchParam
 from orgauth.api.routes._responses import errors
+from orgauth.api.routes.api_keys import build_api_key_routes
 from orgauth.api.routes.audit_logs import build_organization_audit_routes
 from orgauth.api.routes.invitations import build_invitation_routes
 from orgauth.api.routes.roles import build_role_routes
@@ -246,4 +247,5 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     build_invitation_routes(router, auth, member_actor)
     build_organization_audit_routes(router, auth, member_actor)
     build_webhook_routes(router, auth, member_actor)
+    build_api_key_routes(router, auth, member_actor)
     return router
