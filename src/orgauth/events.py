@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from orgauth.lengths import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
 from orgauth.models import AuditEvent, utcnow
@@ -48,6 +49,7 @@ _FORBIDDEN_KEYS = frozenset(
     }
 )
 _PENDING = "orgauth_pending_events"
+_ROWS = "orgauth_pending_audit_rows"
 # Attributes a LogRecord has of its own: a metadata key among them (``name``) is logged as
 # ``meta_<key>``, since logging refuses to overwrite them.
 _RESERVED_LOG_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, None, None, None).__dict__) | {
@@ -138,6 +140,43 @@ def _bounded(value: Any) -> Any:
     return str(value)[:MAX_METADATA_STRING]
 
 
+@dataclass(slots=True)
+class EventRow:
+    """One ``audit_events`` row (:class:`orgauth.models.AuditEvent`), inserted when its
+    transaction commits: plain values, so recording costs no ORM unit of work."""
+
+    action: str
+    actor_type: str
+    occurred_at: datetime = field(default_factory=utcnow)
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    organization_id: uuid.UUID | None = None
+    actor_id: uuid.UUID | None = None
+    impersonator_id: uuid.UUID | None = None
+    targets: list[dict[str, str]] = field(default_factory=list)
+    ip_address: str | None = None
+    user_agent: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def values(self) -> dict[str, Any]:
+        """The row by column name."""
+        return {
+            "id": self.id,
+            "occurred_at": self.occurred_at,
+            "action": self.action,
+            "organization_id": self.organization_id,
+            "actor_type": self.actor_type,
+            "actor_id": self.actor_id,
+            "impersonator_id": self.impersonator_id,
+            "targets": self.targets,
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "metadata": self.metadata,
+        }
+
+
+_AUDIT_INSERT = insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+
+
 def record(
     db: AsyncSession,
     action: str,
@@ -149,15 +188,14 @@ def record(
     client: ClientInfo | None = None,
     data: Mapping[str, Any] | None = None,
     **metadata: Any,
-) -> AuditEvent:
+) -> EventRow:
     """Add ``action`` to the transaction of ``db`` (the caller commits): one
     ``audit_events`` row, logged on ``orgauth.audit`` once the transaction commits.
 
     An organization event that webhooks carry (``member.added``, …) needs ``data``, the
     payload's ``data`` object (docs/API.md, "Webhooks"); it goes to the outbox.
     """
-    row = AuditEvent(
-        occurred_at=utcnow(),
+    row = EventRow(
         action=action,
         organization_id=organization_id,
         actor_type=actor.type,
@@ -169,16 +207,21 @@ def record(
         user_agent=client.user_agent[:USER_AGENT_MAX_LENGTH]
         if client and client.user_agent
         else None,
-        event_metadata=clean_metadata(metadata),
+        metadata=clean_metadata(metadata),
     )
-    db.add(row)
+    sync_session = db.sync_session
+    if not sync_session.in_transaction():
+        # No connection yet (that stays lazy): a transaction, so that a rollback before
+        # any statement also drops the event.
+        sync_session.begin()
+    info = sync_session.info
+    info.setdefault(_ROWS, []).append(row)
     kind = webhook_type(action) if organization_id is not None else None
     if kind is not None:
         if data is None:  # a programming error: every such event feeds webhooks
             raise ValueError(f"the {action} event needs its webhook data")
-        db.sync_session.info.setdefault(_OUTBOX, []).append(OutboxEvent(row, kind, data))
-    # The line is built now: after the commit the row's attributes are expired.
-    db.sync_session.info.setdefault(_PENDING, []).append((action, _log_fields(row)))
+        info.setdefault(_OUTBOX, []).append(OutboxEvent(row, kind, data))
+    info.setdefault(_PENDING, []).append((action, _log_fields(row)))
     return row
 
 
@@ -186,6 +229,12 @@ async def write_outbox(db: AsyncSession) -> None:
     """Write the pending events' delivery rows now rather than at commit: before a change
     that removes the endpoints they go to (deleting the organization)."""
     await db.run_sync(_write_outbox)
+
+
+def _write_audit_rows(sync_session: Session) -> None:
+    rows = sync_session.info.pop(_ROWS, None)
+    if rows:
+        sync_session.connection().execute(_AUDIT_INSERT, [row.values() for row in rows])
 
 
 def _write_outbox(sync_session: Session) -> None:
@@ -213,7 +262,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _log_fields(row: AuditEvent) -> dict[str, Any]:
+def _log_fields(row: EventRow) -> dict[str, Any]:
     """The logged form: actor, organization, one ``<type>_id`` per target type (a list
     when there are several; ``user_id`` defaults to a user actor's own id), the client and
     the metadata."""
@@ -233,7 +282,7 @@ def _log_fields(row: AuditEvent) -> dict[str, Any]:
         fields["user_id"] = str(row.actor_id)  # the account concerned: the actor's own
     if row.ip_address is not None:
         fields["ip"] = row.ip_address
-    for key, value in row.event_metadata.items():
+    for key, value in row.metadata.items():
         fields.setdefault(_log_key(key), value)
     return fields
 
@@ -243,7 +292,8 @@ def _log_key(key: str) -> str:
 
 
 @event.listens_for(Session, "before_commit")
-def _write_outbox_before_commit(sync_session: Session) -> None:
+def _write_before_commit(sync_session: Session) -> None:
+    _write_audit_rows(sync_session)
     _write_outbox(sync_session)
 
 
@@ -253,7 +303,11 @@ def _log_committed(sync_session: Session) -> None:
         audit_logger.info(action, extra=fields)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(sync_session: Session) -> None:
-    sync_session.info.pop(_PENDING, None)
-    sync_session.info.pop(_OUTBOX, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(sync_session: Session, previous_transaction: SessionTransaction) -> None:
+    # Every rollback of the outermost transaction, also one that never reached the
+    # database (events recorded before any statement ran).
+    if previous_transaction.parent is not None:
+        return
+    for key in (_PENDING, _ROWS, _OUTBOX):
+        sync_session.info.pop(key, None)

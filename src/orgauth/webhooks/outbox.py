@@ -12,13 +12,15 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
-from sqlmodel import col
 
-from orgauth.models import DELIVERY_PENDING, AuditEvent, WebhookDelivery, WebhookEndpoint
+from orgauth.models import DELIVERY_PENDING, WebhookDelivery, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from orgauth.events import EventRow
 
 #: Every event type an endpoint can subscribe to (``*`` subscribes to all of them).
 WEBHOOK_EVENT_TYPES: frozenset[str] = frozenset(
@@ -59,7 +61,7 @@ def subscribes(events: Sequence[str], event_type: str) -> bool:
     return ALL_EVENTS in events or event_type in events
 
 
-def event_id(row: AuditEvent) -> str:
+def event_id(row: EventRow) -> str:
     """``evt_`` + 32 hex: the event's id in payloads, shared with its audit row."""
     return f"evt_{row.id.hex}"
 
@@ -73,7 +75,7 @@ def delivery_id(delivery_uuid: uuid.UUID) -> str:
 class OutboxEvent:
     """An event waiting for its transaction to commit: the audit row and the payload."""
 
-    row: AuditEvent
+    row: EventRow
     type: str
     data: Mapping[str, Any]
 
@@ -97,22 +99,26 @@ class OutboxEvent:
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+_endpoints = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+_ENABLED_ENDPOINTS = select(
+    _endpoints.c.id,
+    _endpoints.c.organization_id,
+    _endpoints.c.url,
+    _endpoints.c.events,
+    _endpoints.c.secret_encrypted,
+).where(
+    _endpoints.c.organization_id.in_(bindparam("org_ids", expanding=True)),
+    _endpoints.c.enabled.is_(True),
+)
+_INSERT_DELIVERIES = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]
+
+
 def enqueue(session: Session, pending: Sequence[OutboxEvent]) -> int:
     """Insert the delivery rows of ``pending`` in ``session``'s transaction: one SELECT of
     the organizations' enabled endpoints and one multi-row INSERT. Returns the row count."""
-    org_ids = {event.row.organization_id for event in pending}
-    endpoints = session.execute(
-        select(
-            col(WebhookEndpoint.id),
-            col(WebhookEndpoint.organization_id),
-            col(WebhookEndpoint.url),
-            col(WebhookEndpoint.events),
-            col(WebhookEndpoint.secret_encrypted),
-        ).where(
-            col(WebhookEndpoint.organization_id).in_(org_ids),
-            col(WebhookEndpoint.enabled).is_(True),
-        )
-    ).all()
+    org_ids = list({event.row.organization_id for event in pending})
+    connection = session.connection()  # Core on the transaction's connection: no ORM work
+    endpoints = connection.execute(_ENABLED_ENDPOINTS, {"org_ids": org_ids}).all()
     rows: list[dict[str, Any]] = []
     for event in pending:
         body: str | None = None
@@ -139,5 +145,5 @@ def enqueue(session: Session, pending: Sequence[OutboxEvent]) -> int:
                 }
             )
     if rows:
-        session.execute(insert(WebhookDelivery), rows)
+        connection.execute(_INSERT_DELIVERIES, rows)
     return len(rows)

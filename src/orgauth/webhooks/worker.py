@@ -3,10 +3,11 @@ transaction and records each result while its lease holds (docs/ARCHITECTURE.md,
 "Webhooks").
 
 Several workers, in one process or many, never send one attempt twice: a row is claimed
-by one conditional ``UPDATE`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write
-lock serialises it), which sets ``locked_until`` and a fresh ``lock_token``. A worker that
-dies mid-send leaves a lease that expires, and the attempt is made again: delivery is
-at least once, and receivers deduplicate on ``webhook-id``.
+in a short transaction (on PostgreSQL the due rows are selected ``FOR UPDATE SKIP
+LOCKED`` first; on SQLite one conditional ``UPDATE`` runs under the database's write lock),
+which sets ``locked_until`` and a fresh ``lock_token`` only on rows still pending and
+unleased. A worker that dies mid-send leaves a lease that expires, and the attempt is
+made again: delivery is at least once, and receivers deduplicate on ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -189,24 +190,28 @@ class WebhookWorker:
             )
             .order_by(col(WebhookDelivery.next_attempt_at))
             .limit(self.batch_size)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
+            .with_for_update(skip_locked=True, of=WebhookDelivery)
+        )
+        claim = (
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.status) == DELIVERY_PENDING, free)
+            .values(locked_until=now + self._lease, lock_token=token)
+            .returning(col(WebhookDelivery.id))
+            .execution_options(synchronize_session=False)
         )
         async with self.sessionmaker() as db:
-            ids = list(
-                (
-                    await db.execute(
-                        update(WebhookDelivery)
-                        .where(
-                            col(WebhookDelivery.id).in_(due.scalar_subquery()),
-                            col(WebhookDelivery.status) == DELIVERY_PENDING,
-                            free,
-                        )
-                        .values(locked_until=now + self._lease, lock_token=token)
-                        .returning(col(WebhookDelivery.id))
-                        .execution_options(synchronize_session=False)
-                    )
-                ).scalars()
-            )
+            connection = await db.connection()
+            if connection.dialect.name == "postgresql":
+                # Lock first, then update the locked rows: as one UPDATE … WHERE id IN
+                # (subquery), PostgreSQL may run the LIMITed SKIP LOCKED subquery once per
+                # row and claim far more than a batch.
+                candidates = list((await db.execute(due)).scalars())
+                claim = claim.where(col(WebhookDelivery.id).in_(candidates))
+            else:
+                # SQLite: one statement under the write lock (a SELECT first would make
+                # the UPDATE upgrade a read transaction, which fails when another wrote).
+                claim = claim.where(col(WebhookDelivery.id).in_(due.scalar_subquery()))
+            ids = list((await db.execute(claim)).scalars())
             if not ids:
                 await db.rollback()
                 return []
