@@ -7,8 +7,8 @@ route and a bare app that only verifies a JWT (uvicorn, no access log). Prints a
 table (requests/s, p50/p99 and their ratio, logins against raw bcrypt on the same core,
 peak RSS) per database and writes it to ``bench/results-<database>.md``. Needs ``wrk``
 (Debian package) and, for PostgreSQL, a server reachable at ``--postgres-url``.
-``--only roles`` runs ``bench/roles.py`` instead (custom against built-in roles); ``--only``
-is repeatable.
+``--only roles`` runs ``bench/roles.py`` instead (custom against built-in roles), ``--only
+api-keys`` ``bench/api_keys.py`` (API key against bearer token); ``--only`` is repeatable.
 """
 
 from __future__ import annotations
@@ -553,6 +553,14 @@ def run_roles(args: argparse.Namespace) -> None:
     roles.run(args)
 
 
+def run_api_keys(args: argparse.Namespace) -> None:
+    """API key against bearer token (``bench/api_keys.py``),
+    ``bench/results-<database>-api-keys.md``."""
+    import api_keys  # bench/api_keys.py, next to this file
+
+    api_keys.run(args)
+
+
 def database_kinds(args: argparse.Namespace) -> list[str]:
     return ["sqlite", "postgresql"] if args.database == "both" else [args.database]
 
@@ -561,6 +569,7 @@ def database_kinds(args: argparse.Namespace) -> list[str]:
 SCENARIOS: dict[str, tuple[Callable[[argparse.Namespace], None], bool]] = {
     "http": (run_http, True),
     "roles": (run_roles, False),
+    "api-keys": (run_api_keys, False),
 }
 
 

@@ -13,6 +13,7 @@ from orgauth._version import __version__
 if TYPE_CHECKING:
     from orgauth.app import create_app
     from orgauth.dependencies import (
+        current_principal,
         current_superuser,
         current_user,
         optional_user,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         Invitation,
         Membership,
         Organization,
+        OrganizationApiKey,
         OrganizationRole,
         OrgRole,
         PasswordResetToken,
@@ -38,16 +40,19 @@ if TYPE_CHECKING:
         WebhookDelivery,
         WebhookEndpoint,
     )
+    from orgauth.services.api_keys import KeyPrincipal
     from orgauth.services.auth import ResetDelivery
     from orgauth.services.invitations import InvitationDelivery
     from orgauth.services.organizations import OrgAccess
     from orgauth.services.permissions import BUILT_IN_PERMISSIONS, OrgPermission
+    from orgauth.services.sessions import Principal
     from orgauth.services.verification import VerificationDelivery
     from orgauth.settings import OrgAuthSettings, SettingsError
 
 _EXPORTS = {
     "create_app": "orgauth.app",
     "current_user": "orgauth.dependencies",
+    "current_principal": "orgauth.dependencies",
     "optional_user": "orgauth.dependencies",
     "current_superuser": "orgauth.dependencies",
     "require_org_role": "orgauth.dependencies",
@@ -59,6 +64,7 @@ _EXPORTS = {
     "OrgAuth": "orgauth.extension",
     "AuditEvent": "orgauth.models",
     "EmailVerificationToken": "orgauth.models",
+    "OrganizationApiKey": "orgauth.models",
     "Invitation": "orgauth.models",
     "Membership": "orgauth.models",
     "Organization": "orgauth.models",
@@ -71,6 +77,8 @@ _EXPORTS = {
     "WebhookDelivery": "orgauth.models",
     "WebhookEndpoint": "orgauth.models",
     "ResetDelivery": "orgauth.services.auth",
+    "KeyPrincipal": "orgauth.services.api_keys",
+    "Principal": "orgauth.services.sessions",
     "InvitationDelivery": "orgauth.services.invitations",
     "OrgAccess": "orgauth.services.organizations",
     "BUILT_IN_PERMISSIONS": "orgauth.services.permissions",
@@ -89,6 +97,7 @@ __all__ = [
     "Hooks",
     "Invitation",
     "InvitationDelivery",
+    "KeyPrincipal",
     "Membership",
     "OrgAccess",
     "OrgAuth",
@@ -96,8 +105,10 @@ __all__ = [
     "OrgPermission",
     "OrgRole",
     "Organization",
+    "OrganizationApiKey",
     "OrganizationRole",
     "PasswordResetToken",
+    "Principal",
     "RefreshToken",
     "ResetDelivery",
     "SettingsError",
@@ -108,6 +119,7 @@ __all__ = [
     "WebhookEndpoint",
     "__version__",
     "create_app",
+    "current_principal",
     "current_superuser",
     "current_user",
     "exclude_orgauth_tables",

@@ -30,9 +30,11 @@ from orgauth.security.devices import parse_user_agent
 from orgauth.security.passwords import PasswordHasher, WeakPasswordError
 from orgauth.security.ratelimit import AccountLimits, RateLimiter
 from orgauth.security.tokens import AccessTokenCodec
+from orgauth.services.api_keys import KeyPrincipal
 from orgauth.services.context import AuthContext
 from orgauth.services.organizations import OrgAccess
 from orgauth.services.permissions import OrgPermission, PermissionCatalog
+from orgauth.services.sessions import Principal
 from orgauth.settings import OrgAuthSettings, load_settings
 from orgauth.webhooks.worker import WebhookWorker
 
@@ -439,12 +441,20 @@ class OrgAuth:
     # Public dependencies for host routes: ``Depends(auth.current_user)``.
     @property
     def current_user(self) -> Callable[..., Awaitable[User]]:
-        """Dependency: the authenticated, active user (401 otherwise)."""
+        """Dependency: the authenticated, active user (401 otherwise; 403
+        ``API_KEY_NOT_ALLOWED`` for an API key)."""
         return self.dependencies.current_user
 
     @property
+    def current_principal(self) -> Callable[..., Awaitable[Principal | KeyPrincipal]]:
+        """Dependency: who is calling, a user's session (:class:`Principal`) or an
+        organization's API key (:class:`KeyPrincipal`); 401 otherwise."""
+        return self.dependencies.current_principal
+
+    @property
     def optional_user(self) -> Callable[..., Awaitable[User | None]]:
-        """Dependency: the user when a bearer token is sent, else None (bad token: 401)."""
+        """Dependency: the user when a credential is sent, else None (bad one: 401; an
+        API key: 403)."""
         return self.dependencies.optional_user
 
     @property
@@ -460,13 +470,15 @@ class OrgAuth:
     def require_org_role(self, role: OrgRole | str) -> Callable[..., Awaitable[Membership]]:
         """Dependency for routes with an ``{org_id}`` path parameter: the caller's
         membership when their role is at least ``role`` (superusers pass as owners);
-        404 for non-members and unknown organizations, 403 ``INSUFFICIENT_ROLE`` below."""
+        404 for non-members and unknown organizations, 403 ``INSUFFICIENT_ROLE`` below,
+        403 ``API_KEY_NOT_ALLOWED`` for an API key."""
         return self.dependencies.require_org_role(role)
 
     def require_org_permission(self, permission: str) -> Callable[..., Awaitable[OrgAccess]]:
         """Dependency for routes with an ``{org_id}`` path parameter: the caller's
-        :class:`OrgAccess` when they hold ``permission`` in that organization; 404 for
-        strangers, 403 ``INSUFFICIENT_ROLE`` without it. A key missing from the catalog
+        :class:`OrgAccess` when they hold ``permission`` in that organization, as a user
+        or with the organization's API key; 404 for strangers, 403 ``INSUFFICIENT_ROLE``
+        without it. A key missing from the catalog
         raises ``ValueError`` here (docs/EMBEDDING.md)."""
         return self.dependencies.require_org_permission(permission)
 

@@ -173,6 +173,8 @@ class OrgAuthSettings(BaseSettings):
     rate_limit_invite: str = "20/hour"
     # Per principal (user or API key), on both audit export routes.
     rate_limit_audit_export: str = "10/hour"
+    # Per API key, every request authenticated with it.
+    rate_limit_api_key: str = "600/minute"
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     allow_registration: bool = True
@@ -319,6 +321,7 @@ class OrgAuthSettings(BaseSettings):
         "rate_limit_token_confirm",
         "rate_limit_invite",
         "rate_limit_audit_export",
+        "rate_limit_api_key",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

@@ -78,6 +78,20 @@ def build_host_app(auth: OrgAuth) -> FastAPI:
     ) -> dict[str, str]:
         return {"role": membership.role}
 
+    @app.get("/whoami")
+    async def whoami(
+        principal: Annotated[
+            orgauth.Principal | orgauth.KeyPrincipal, Depends(auth.current_principal)
+        ],
+        app_level: Annotated[
+            orgauth.Principal | orgauth.KeyPrincipal, Depends(orgauth.current_principal)
+        ],
+    ) -> dict[str, Any]:
+        assert type(principal) is type(app_level)
+        if isinstance(principal, orgauth.KeyPrincipal):
+            return {"kind": "api_key", "id": str(principal.key_id)}
+        return {"kind": "user", "id": str(principal.user.id)}
+
     return app
 
 
@@ -307,3 +321,71 @@ async def test_the_catalog_route_lists_host_permissions(
     }
     assert by_key["reports:read"]["built_in"] is False
     assert by_key["members:read"]["built_in"] is True
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+async def _key(host_client: httpx.AsyncClient, org: RoledOrg, permissions: list[str]) -> Any:
+    response = await host_client.post(
+        f"{API}/organizations/{org.id}/api-keys",
+        json={"name": "host script", "permissions": permissions},
+        headers=org.owner.headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_host_routes_accept_the_organizations_api_keys_like_users(
+    host_client: httpx.AsyncClient, org: RoledOrg
+) -> None:
+    created = await _key(host_client, org, ["billing:manage", "projects:read"])
+    for path in ("billing", "projects"):  # bound and app-level dependencies
+        response = await host_client.get(
+            f"/orgs/{org.id}/{path}", headers={"X-API-Key": created["key"]}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["user_id"] is None
+        assert body["role"] is None
+        assert body["api_key_id"] == created["id"]
+        assert body["permissions"] == ["billing:manage", "projects:read"]
+    refused = await host_client.get(
+        f"/orgs/{org.id}/vault", headers={"Authorization": f"Bearer {created['key']}"}
+    )
+    assert_error(refused, 403, "INSUFFICIENT_ROLE")
+
+
+async def test_require_org_role_refuses_keys_and_other_organizations_hide(
+    host_client: httpx.AsyncClient, org: RoledOrg, factory: Factory
+) -> None:
+    created = await _key(host_client, org, ["billing:manage"])
+    headers = {"X-API-Key": created["key"]}
+    for path in ("admin-area", "app-admin-area"):
+        assert_error(
+            await host_client.get(f"/orgs/{org.id}/{path}", headers=headers),
+            403,
+            "API_KEY_NOT_ALLOWED",
+        )
+        assert_error(
+            await host_client.get(f"/orgs/{uuid.uuid4()}/{path}", headers=headers),
+            404,
+            "ORGANIZATION_NOT_FOUND",
+        )
+    other = await factory.organization(org.outsider)
+    assert_error(
+        await host_client.get(f"/orgs/{other['id']}/billing", headers=headers),
+        404,
+        "ORGANIZATION_NOT_FOUND",
+    )
+
+
+async def test_current_principal_tells_users_and_keys_apart(
+    host_client: httpx.AsyncClient, org: RoledOrg
+) -> None:
+    created = await _key(host_client, org, ["projects:read"])
+    as_key = await host_client.get("/whoami", headers={"X-API-Key": created["key"]})
+    as_user = await host_client.get("/whoami", headers=org.member.headers)
+    assert as_key.json() == {"kind": "api_key", "id": created["id"]}
+    assert as_user.json() == {"kind": "user", "id": str(org.member.id)}
+    assert_error(await host_client.get("/whoami"), 401, "NOT_AUTHENTICATED")

@@ -357,3 +357,44 @@ async def test_every_organization_route_is_401_without_a_token(
             json=route.body(scene) if route.body else None,
         )
         assert_error(response, 401, "NOT_AUTHENTICATED")
+
+
+#: Organization routes that need a person's session: an API key of the organization gets
+#: 403 API_KEY_NOT_ALLOWED there (docs/API.md, "API keys"); every other route is open.
+CLOSED_TO_KEYS = {
+    ("DELETE", ""),
+    ("POST", "/transfer-ownership"),
+    ("GET", "/api-keys"),
+    ("POST", "/api-keys"),
+    ("POST", "/api-keys/{key_id}/revoke"),
+}
+
+
+async def test_an_api_key_is_refused_exactly_on_the_routes_closed_to_keys(
+    client: httpx.AsyncClient, factory: Factory, scene: Scene
+) -> None:
+    assert set(ROUTES) >= CLOSED_TO_KEYS
+    catalog = await client.get(f"{scene.org.url}/permissions", headers=scene.org.owner.headers)
+    created = await client.post(
+        f"{scene.org.url}/api-keys",
+        json={"name": "walker", "permissions": [p["key"] for p in catalog.json()]},
+        headers=scene.org.owner.headers,
+    )
+    key = {"X-API-Key": created.json()["key"]}
+    mismatches = []
+    for (method, template), route in ROUTES.items():
+        before = await _state(factory, scene.org.id)
+        response = await client.request(
+            method,
+            f"{scene.org.url}{route.path(scene)}",
+            json=route.body(scene) if route.body else None,
+            headers=key,
+        )
+        got = _outcome(response)
+        if (method, template) in CLOSED_TO_KEYS:
+            if got != (403, "API_KEY_NOT_ALLOWED"):
+                mismatches.append((method, template, got))
+            assert await _state(factory, scene.org.id) == before, (method, template)
+        elif got == (403, "API_KEY_NOT_ALLOWED") or response.status_code >= 500:
+            mismatches.append((method, template, got))
+    assert mismatches == []

@@ -123,6 +123,7 @@ class AccountLimits:
         self._verify_email = parse_many(settings.rate_limit_verify_email)
         self._invite = parse_many(settings.rate_limit_invite)
         self._audit_export = parse_many(settings.rate_limit_audit_export)
+        self._api_key = parse_many(settings.rate_limit_api_key)
 
     async def login(self, email: str) -> None:
         """Count a sign-in attempt for ``email``; RateLimitedError when over the limit."""
@@ -149,6 +150,11 @@ class AccountLimits:
         """Count an audit export by ``principal`` (a user or API key id); RateLimitedError
         when over ``RATE_LIMIT_AUDIT_EXPORT``."""
         await self.limiter.hit("audit_export", self._audit_export, str(principal))
+
+    async def api_key(self, key_id: uuid.UUID) -> None:
+        """Count a request authenticated with the key; RateLimitedError when over
+        ``RATE_LIMIT_API_KEY``."""
+        await self.limiter.hit("api_key", self._api_key, str(key_id))
 
 
 def _account_key(email: str) -> str:

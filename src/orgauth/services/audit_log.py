@@ -11,17 +11,20 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from orgauth.data.statements import affected_rows
 from orgauth.errors import ErrorCode, UnprocessableError
-from orgauth.events import SYSTEM, EventActor, record
+from orgauth.events import SYSTEM, record
 from orgauth.models import AuditEvent, utcnow
 from orgauth.security.ratelimit import AccountLimits
-from orgauth.services.context import ClientInfo
+
+if TYPE_CHECKING:
+    from orgauth.services.organizations import Actor
 
 MAX_CURSOR_LENGTH = 200
 MAX_ACTION_FILTERS = 20
@@ -85,19 +88,19 @@ class Position:
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
             raise invalid_cursor() from None
 
+    # Row-value comparisons: one range of the (…, occurred_at, id) index, where the
+    # equivalent OR of two conditions makes PostgreSQL read every earlier row.
+
     def after(self) -> ColumnElement[bool]:
         """Rows after this one in oldest-first order."""
-        return or_(
-            col(AuditEvent.occurred_at) > self.occurred_at,
-            and_(col(AuditEvent.occurred_at) == self.occurred_at, col(AuditEvent.id) > self.id),
-        )
+        return (self.occurred_at, self.id) < _KEY
 
     def before(self) -> ColumnElement[bool]:
         """Rows after this one in newest-first order."""
-        return or_(
-            col(AuditEvent.occurred_at) < self.occurred_at,
-            and_(col(AuditEvent.occurred_at) == self.occurred_at, col(AuditEvent.id) < self.id),
-        )
+        return (self.occurred_at, self.id) > _KEY
+
+
+_KEY = tuple_(col(AuditEvent.occurred_at), col(AuditEvent.id))
 
 
 async def list_events(
@@ -178,21 +181,20 @@ async def export_batches(
 async def start_export(
     db: AsyncSession,
     limits: AccountLimits,
+    actor: Actor,
     *,
-    user_id: uuid.UUID,
-    client: ClientInfo | None,
     filters: AuditFilters,
     export_format: str,
 ) -> None:
-    """What every export does before it streams: count against the caller's
-    ``RATE_LIMIT_AUDIT_EXPORT`` (429) and record ``audit.exported`` with the filters."""
-    await limits.audit_export(user_id)
+    """What every export does before it streams: count against the caller's (user or API
+    key) ``RATE_LIMIT_AUDIT_EXPORT`` (429) and record ``audit.exported`` with the filters."""
+    await limits.audit_export(actor.principal_id)
     record(
         db,
         "audit.exported",
-        actor=EventActor.user(user_id),
+        actor=actor.event_actor,
         organization_id=filters.organization_id,
-        client=client,
+        client=actor.client,
         format=export_format,
         actions=list(filters.actions),
         actor_id=str(filters.actor_id) if filters.actor_id else None,

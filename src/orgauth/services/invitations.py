@@ -275,7 +275,7 @@ async def create_invitation(
     address is revoked in the same transaction. The answer is the same whether or not the
     address has an account."""
     await _inviting_grant(db, ctx, actor, org_id, role)
-    await ctx.account_limits.invite(actor.user_id)
+    await ctx.account_limits.invite(actor.principal_id)
     is_member = await db.scalar(
         select(func.count())
         .select_from(Membership)
@@ -392,7 +392,7 @@ async def resend_invitation(
     require_grantable(
         grant, invitation.role, await role_permissions(db, actor.catalog, org_id, invitation.role)
     )
-    await ctx.account_limits.invite(actor.user_id)
+    await ctx.account_limits.invite(actor.principal_id)
     now = utcnow()
     if invitation.expires_at <= now:  # an expired one coming back takes a seat again
         await _require_room_for_invitation(db, ctx, org_id, replacing=invitation.id)

@@ -19,7 +19,7 @@ import unicodedata
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -63,26 +63,52 @@ from orgauth.services.permissions import (
 )
 from orgauth.validation import InvalidEmailError, normalize_email
 
+if TYPE_CHECKING:
+    from orgauth.services.api_keys import KeyPrincipal
+
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who performs an organization operation, and the catalog their roles resolve in."""
+    """Who performs an organization operation, and the catalog their roles resolve in.
+
+    A principal is a user or an API key (``api_key`` set): for a key, ``user_id`` is its
+    creator's (invitations it sends name them as inviter) and what it holds in its one
+    organization was resolved when the request was authenticated.
+    """
 
     user_id: uuid.UUID
     catalog: PermissionCatalog
     is_superuser: bool = False
     client: ClientInfo | None = None
+    api_key: KeyPrincipal | None = None
 
     @classmethod
     def of(cls, user: User, catalog: PermissionCatalog, client: ClientInfo | None = None) -> Actor:
         return cls(user.id, catalog, is_superuser=user.is_superuser, client=client)
 
+    @classmethod
+    def of_key(
+        cls, key: KeyPrincipal, catalog: PermissionCatalog, client: ClientInfo | None = None
+    ) -> Actor:
+        return cls(key.creator_id, catalog, client=client, api_key=key)
+
+    @property
+    def principal_id(self) -> uuid.UUID:
+        """The user's or the key's id: what per-principal limits count."""
+        return self.api_key.key_id if self.api_key is not None else self.user_id
+
+    @property
+    def event_actor(self) -> EventActor:
+        if self.api_key is not None:
+            return EventActor("api_key", self.api_key.key_id)
+        return EventActor.user(self.user_id)
+
     def events(self, org_id: uuid.UUID) -> dict[str, Any]:
         """The fields every event this actor causes in the organization carries."""
         return {
-            "actor": EventActor.user(self.user_id),
+            "actor": self.event_actor,
             "organization_id": org_id,
             "client": self.client,
         }
@@ -252,7 +278,12 @@ class Access:
 
 async def load_access(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Access:
     """What the actor holds in the organization: one indexed query for the membership and
-    its role's permissions (built-in roles resolve in memory). 404 for strangers."""
+    its role's permissions (built-in roles resolve in memory). 404 for strangers, and for
+    an API key anywhere but in its own organization (what it holds is already known)."""
+    if actor.api_key is not None:
+        if actor.api_key.organization_id != org_id:
+            raise org_not_found()
+        return Access(None, actor.api_key.grant)
     row = (
         await db.execute(
             select(col(Organization.id), Membership, col(OrganizationRole.permissions))
@@ -721,7 +752,7 @@ async def add_member(
     require_permission(grant, "members:add")
     if rules.limits is not None:
         # Counted before the target is looked up, so probing emails costs the allowance.
-        await rules.limits.invite(actor.user_id)
+        await rules.limits.invite(actor.principal_id)
     require_grantable(grant, role, await role_permissions(db, actor.catalog, org_id, role))
     target = await _find_user(db, user_id=user_id, email=email)
     if await _is_member(db, org_id, target):
@@ -864,7 +895,7 @@ async def remove_member(
     if not await lock_organization(db, org_id):
         raise org_not_found()
     grant = await acting_grant(db, actor, org_id)
-    leaving = user_id == actor.user_id
+    leaving = actor.api_key is None and user_id == actor.user_id  # a key never leaves
     if not leaving:
         require_permission(grant, "members:remove")
     current, current_permissions = await _member_role(db, actor.catalog, org_id, user_id)
@@ -912,12 +943,15 @@ class OrgAccess:
 
 
 async def require_access(
-    db: AsyncSession, actor: Actor, user: User, org_id: uuid.UUID, permission: str
+    db: AsyncSession, actor: Actor, user: User | None, org_id: uuid.UUID, permission: str
 ) -> OrgAccess:
     """The caller's access to the organization when it holds ``permission`` (404 for
-    strangers, 403 ``INSUFFICIENT_ROLE`` without it). One query."""
+    strangers and other organizations' keys, 403 ``INSUFFICIENT_ROLE`` without it). One
+    query for a user, none for an API key (resolved with the key)."""
     access = await load_access(db, actor, org_id)
     require_permission(access.grant, permission)
+    if actor.api_key is not None:
+        return OrgAccess(org_id, None, actor.api_key.key_id, None, access.grant.permissions)
     role = access.membership.role if access.membership else OrgRole.OWNER
     return OrgAccess(org_id, user, None, role, access.grant.permissions)
 

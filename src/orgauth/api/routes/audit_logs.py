@@ -78,12 +78,7 @@ async def _export(
 ) -> StreamingResponse:
     """Start the export (its limit and its audit row) and stream the events, oldest first."""
     await audit_log.start_export(
-        db,
-        auth.context.account_limits,
-        user_id=actor.user_id,
-        client=actor.client,
-        filters=filters,
-        export_format=export_format,
+        db, auth.context.account_limits, actor, filters=filters, export_format=export_format
     )
     body = stream_export(
         auth.sessionmaker,

@@ -44,7 +44,8 @@ def build_invitation_routes(router: APIRouter, auth: "OrgAuth", actor_dependency
     ctx = auth.context
     Db = Annotated[AsyncSession, Depends(deps.get_db)]
     ActorDep = Annotated[Actor, Depends(actor_dependency)]
-    CurrentUser = Annotated[User, Depends(deps.current_user)]
+    # The inviter named in the email: the user, or an API key's creator.
+    Inviter = Annotated[User, Depends(deps.acting_person)]
 
     @router.post(
         "/{org_id}/invitations",
@@ -58,7 +59,7 @@ def build_invitation_routes(router: APIRouter, auth: "OrgAuth", actor_dependency
         org_id: uuid.UUID,
         body: InvitationCreate,
         actor: ActorDep,
-        user: CurrentUser,
+        user: Inviter,
         db: Db,
         background: BackgroundTasks,
     ) -> InvitationRead:
@@ -106,7 +107,7 @@ def build_invitation_routes(router: APIRouter, auth: "OrgAuth", actor_dependency
         org_id: uuid.UUID,
         invitation_id: uuid.UUID,
         actor: ActorDep,
-        user: CurrentUser,
+        user: Inviter,
         db: Db,
         background: BackgroundTasks,
         body: Annotated[InvitationResend | None, Body()] = None,

@@ -141,10 +141,11 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
     CurrentUser = Annotated[User, Depends(deps.current_user)]
     Client = Annotated[ClientInfo, Depends(deps.get_client)]
 
-    async def member_actor(user: CurrentUser, client: Client) -> Actor:
-        return Actor.of(user, auth.catalog, client)
-
-    ActorDep = Annotated[Actor, Depends(member_actor)]
+    # Routes open to API keys take ActorDep; those that need a person's session take
+    # PersonDep (403 API_KEY_NOT_ALLOWED for a key of this organization, 404 for another's).
+    ActorDep = Annotated[Actor, Depends(deps.principal_actor)]
+    PersonDep = Annotated[Actor, Depends(deps.org_user_actor)]
+    UserActor = Annotated[Actor, Depends(deps.user_actor)]
 
     @router.post(
         "",
@@ -176,7 +177,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(401),
         summary="My organizations, with my role",
     )
-    async def mine(actor: ActorDep, db: Db) -> list[MyOrganizationRead]:
+    async def mine(actor: UserActor, db: Db) -> list[MyOrganizationRead]:
         views = await org_service.list_my_organizations(db, actor)
         return [
             MyOrganizationRead(
@@ -219,7 +220,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         responses=errors(401, 403, 404, 422),
         summary="Delete an organization (owners)",
     )
-    async def remove(org_id: uuid.UUID, actor: ActorDep, db: Db) -> Response:
+    async def remove(org_id: uuid.UUID, actor: PersonDep, db: Db) -> Response:
         await org_service.delete_organization(db, actor, org_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -231,7 +232,7 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         summary="Make a member an owner and step down to admin (owners)",
     )
     async def transfer_ownership(
-        org_id: uuid.UUID, body: OwnershipTransfer, actor: ActorDep, db: Db
+        org_id: uuid.UUID, body: OwnershipTransfer, actor: PersonDep, db: Db
     ) -> OwnershipTransferRead:
         transfer = await org_service.transfer_ownership(db, actor, org_id, body.user_id)
         previous = transfer.previous_owner
@@ -241,11 +242,15 @@ def build_organizations_router(auth: "OrgAuth") -> APIRouter:
         )
 
     build_member_routes(
-        router, auth, member_actor, operation_prefix="organizations", count_direct_adds=True
+        router,
+        auth,
+        deps.principal_actor,
+        operation_prefix="organizations",
+        count_direct_adds=True,
     )
-    build_role_routes(router, auth, member_actor)
-    build_invitation_routes(router, auth, member_actor)
-    build_organization_audit_routes(router, auth, member_actor)
-    build_webhook_routes(router, auth, member_actor)
-    build_api_key_routes(router, auth, member_actor)
+    build_role_routes(router, auth, deps.principal_actor)
+    build_invitation_routes(router, auth, deps.principal_actor)
+    build_organization_audit_routes(router, auth, deps.principal_actor)
+    build_webhook_routes(router, auth, deps.principal_actor)
+    build_api_key_routes(router, auth, deps.org_user_actor)
     return router
