@@ -110,7 +110,8 @@ async def get_billing(org_id: uuid.UUID, access: BillingManager, db: Db) -> Bill
         organization_id=access.organization_id,
         projects=count,
         amount_due_cents=count * PRICE_PER_PROJECT_CENTS,
-        viewed_as=access.role,  # the caller's role key: "owner", "admin" or a custom one
+        # The caller's role key ("owner", "admin" or a custom one), or an API key's.
+        viewed_as=access.role or "api_key",
     )
 
 

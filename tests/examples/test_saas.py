@@ -392,3 +392,32 @@ def test_runs_as_a_script_from_any_directory(tmp_path: Path, database_url: str) 
     assert result.returncode == 0, result.stderr
     assert "/orgs/{org_id}/projects" in result.stdout
     assert "/orgs/{org_id}/billing" in result.stdout
+
+
+async def test_a_script_reads_with_an_api_key_but_cannot_act_as_a_person(
+    client: httpx.AsyncClient,
+) -> None:
+    """The README's API key story."""
+    acme = await make_tenant(client, "Acme")
+    await create_project(client, acme, "Apollo")
+    created = await client.post(
+        f"{acme.api}/api-keys",
+        json={"name": "nightly report", "permissions": ["projects:read", "billing:manage"]},
+        headers=acme.admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+
+    projects = await client.get(acme.projects, headers=key)
+    billing = await client.get(acme.billing, headers=key)
+    create = await client.post(acme.projects, json={"name": "From CI"}, headers=key)
+
+    assert projects.status_code == 200, projects.text
+    assert [p["name"] for p in projects.json()] == ["Apollo"]
+    assert (billing.status_code, billing.json()["viewed_as"]) == (200, "api_key")
+    assert (create.status_code, error_code(create)) == (403, "API_KEY_NOT_ALLOWED")
+    # Its creator is removed from the organization: the key dies with their access.
+    removed = await client.delete(f"{acme.api}/members/{acme.admin.id}", headers=acme.owner.headers)
+    after = await client.get(acme.projects, headers=key)
+    assert removed.status_code == 204
+    assert (after.status_code, error_code(after)) == (401, "INVALID_API_KEY")
