@@ -71,3 +71,13 @@ async def test_refused_preflight_carries_no_credentials_grant(app_client: AppCli
         )
     assert response.status_code == 400
     assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_browsers_may_not_send_an_api_key_header(app_client: AppClient) -> None:
+    """API keys are for servers: a preflight asking for X-API-Key is refused, even from an
+    allowed origin (docs/API.md, "API keys")."""
+    headers = {**preflight(ALLOWED), "access-control-request-headers": "x-api-key"}
+    async with app_client(backend_cors_origins=[ALLOWED]) as client:
+        pre = await client.options("/api/v1/organizations/me", headers=headers)
+    assert pre.status_code == 400
+    assert "x-api-key" not in pre.headers.get("access-control-allow-headers", "").lower()
