@@ -1061,3 +1061,37 @@ def test_secrets_are_sealed_under_the_encryption_key_else_the_secret_key() -> No
 
     assert settings.encryption_master_key == other
     assert other not in repr(settings)
+
+
+# --- session policies ------------------------------------------------------------------------
+
+
+def test_session_policies_are_off_by_default() -> None:
+    settings = OrgAuthSettings(_env_file=None)  # type: ignore[call-arg]
+
+    assert settings.session_idle_timeout_minutes == 0
+    assert settings.max_sessions_per_user == 0
+
+
+def test_the_idle_timeout_takes_decimal_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT_MINUTES", "0.5")
+
+    assert load_settings().session_idle_timeout_minutes == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SESSION_IDLE_TIMEOUT_MINUTES", "-1"),
+        ("SESSION_IDLE_TIMEOUT_MINUTES", "525601"),
+        ("MAX_SESSIONS_PER_USER", "-1"),
+        ("MAX_SESSIONS_PER_USER", "1001"),
+        ("MAX_SESSIONS_PER_USER", "1.5"),
+    ],
+)
+def test_session_policy_ranges_are_enforced(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    assert settings_error().startswith(f"Invalid setting {name}:")

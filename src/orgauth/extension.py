@@ -313,6 +313,7 @@ class OrgAuth:
                         session,
                         audit_retention_days=self.settings.audit_retention_days,
                         webhook_retention_days=self.settings.webhook_delivery_retention_days,
+                        policy=self.context.session_policy,
                     )
                 if result is not None:
                     logger.info(

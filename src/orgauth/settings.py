@@ -147,6 +147,10 @@ class OrgAuthSettings(BaseSettings):
     access_token_expire_minutes: LifetimeMinutes = 15
     refresh_token_expire_days: LifetimeDays = 7
     session_max_lifetime_days: LifetimeDays = 30
+    # 0 = off; a session unused for longer ends (decimals allowed).
+    session_idle_timeout_minutes: float = Field(default=0, ge=0, le=525_600)
+    # 0 = unlimited; sign-in evicts the least recently used beyond this.
+    max_sessions_per_user: int = Field(default=0, ge=0, le=1000)
     refresh_reuse_grace_seconds: float = Field(default=0, ge=0, le=300)
     jwt_issuer: str = Field(default="orgauth", min_length=1, max_length=255)
     jwt_audience: str = Field(default="orgauth", min_length=1, max_length=255)

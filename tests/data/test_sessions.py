@@ -12,7 +12,7 @@ from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgauth.models import UserSession, utcnow
-from orgauth.services.sessions import SESSION_TOUCH_INTERVAL
+from orgauth.services.context import SESSION_TOUCH_INTERVAL
 from tests.support.http import API, UserFactory, execute
 
 

@@ -107,6 +107,7 @@ class Dependencies:
     def __init__(self, auth: "OrgAuth") -> None:
         settings = auth.settings
         proxies = TrustedProxies(settings.forwarded_allow_ips)
+        policy = auth.context.session_policy
         bearer = OAuth2PasswordBearer(
             tokenUrl=f"{settings.api_prefix}/auth/login/oauth",
             auto_error=False,
@@ -137,7 +138,10 @@ class Dependencies:
                     "The access token is invalid or expired.", code=ErrorCode.INVALID_TOKEN
                 ) from None
             principal = await sessions.authenticate(
-                auth.statements, user_id=claims.user_id, session_id=claims.session_id
+                auth.statements,
+                user_id=claims.user_id,
+                session_id=claims.session_id,
+                policy=policy,
             )
             if principal is None:
                 raise AuthenticationError(

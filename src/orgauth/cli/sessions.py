@@ -26,11 +26,14 @@ def prune() -> None:
 
     async def work(engine: AsyncEngine) -> PruneResult:
         from orgauth.db import create_sessionmaker
+        from orgauth.services.context import SessionPolicy
 
         await require_migrated(engine)
         async with create_sessionmaker(engine)() as session:
             return await prune_expired(
-                session, webhook_retention_days=settings.webhook_delivery_retention_days
+                session,
+                webhook_retention_days=settings.webhook_delivery_retention_days,
+                policy=SessionPolicy.of(settings),
             )
 
     result = run_with_engine(settings, work)

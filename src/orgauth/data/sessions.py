@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
@@ -14,15 +14,31 @@ from sqlmodel import col
 from orgauth.data.statements import FixedStatement, Statements, affected_rows
 from orgauth.models import RefreshToken, User, UserSession
 
-
-def session_is_active(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
-    """The one definition of a usable session: not revoked and not expired at ``now``."""
-    return and_(col(UserSession.revoked_at).is_(None), col(UserSession.expires_at) > now)
+#: ``idle_since`` when there is no idle timeout: every session was used after it.
+NEVER_IDLE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def session_is_over(now: datetime) -> ColumnElement[bool]:
-    """The negation of :func:`session_is_active`: revoked or expired at ``now``."""
-    return or_(col(UserSession.revoked_at).is_not(None), col(UserSession.expires_at) <= now)
+def session_is_active(
+    now: datetime | ColumnElement[datetime],
+    idle_since: datetime | ColumnElement[datetime] = NEVER_IDLE,
+) -> ColumnElement[bool]:
+    """The one definition of a usable session: not revoked, not expired at ``now``, and
+    used after ``idle_since`` (``SESSION_IDLE_TIMEOUT_MINUTES`` ago; see
+    :meth:`AuthContext.idle_since`)."""
+    return and_(
+        col(UserSession.revoked_at).is_(None),
+        col(UserSession.expires_at) > now,
+        col(UserSession.last_used_at) > idle_since,
+    )
+
+
+def session_is_over(now: datetime, idle_since: datetime = NEVER_IDLE) -> ColumnElement[bool]:
+    """The negation of :func:`session_is_active`: revoked, expired or idle at ``now``."""
+    return or_(
+        col(UserSession.revoked_at).is_not(None),
+        col(UserSession.expires_at) <= now,
+        col(UserSession.last_used_at) <= idle_since,
+    )
 
 
 _users = User.__table__  # type: ignore[attr-defined]
@@ -35,7 +51,7 @@ _AUTHENTICATE = FixedStatement(
     .where(
         _sessions.c.id == bindparam("session_id"),
         _sessions.c.user_id == bindparam("user_id"),
-        session_is_active(bindparam("now")),
+        session_is_active(bindparam("now"), bindparam("idle_since")),
         _users.c.is_active.is_(True),
     )
 )
@@ -50,12 +66,18 @@ _INSERT_REFRESH_TOKEN = insert(RefreshToken.__table__)  # type: ignore[attr-defi
 
 
 async def find_active_session_user(
-    statements: Statements, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    statements: Statements,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    now: datetime,
+    idle_since: datetime,
 ) -> Mapping[str, Any] | None:
     """Every ``users`` column plus ``session_last_used_at``, when the session is active and
     its user active; else None."""
     return await statements.first(
-        _AUTHENTICATE, {"session_id": session_id, "user_id": user_id, "now": now}
+        _AUTHENTICATE,
+        {"session_id": session_id, "user_id": user_id, "now": now, "idle_since": idle_since},
     )
 
 

@@ -25,7 +25,7 @@ from orgauth.events import EventActor, record
 from orgauth.models import Membership, Organization, OrgRole, User, UserSession, utcnow
 from orgauth.services import sessions as session_service
 from orgauth.services.auth import end_reset_tokens, validate_new_password
-from orgauth.services.context import AuthContext
+from orgauth.services.context import AuthContext, SessionPolicy
 from orgauth.services.organizations import contains, last_owner, remainders, removed_member
 from orgauth.services.verification import end_verification_tokens
 
@@ -405,23 +405,30 @@ async def revoke_sessions(db: AsyncSession, *, actor_id: uuid.UUID, user_id: uui
 
 
 async def list_sessions(
-    db: AsyncSession, *, page: int, limit: int, user_id: uuid.UUID | None, active: bool | None
+    db: AsyncSession,
+    *,
+    page: int,
+    limit: int,
+    user_id: uuid.UUID | None,
+    active: bool | None,
+    policy: SessionPolicy = SessionPolicy(),
 ) -> tuple[Sequence[Row[*tuple[Any, ...]]], int]:
     """One page of sessions, most recently used first; each row has every ``user_sessions``
-    column and ``is_active``."""
+    column and ``is_active`` (an idle session is not active)."""
     now = utcnow()
+    idle_since = policy.idle_since(now)
     conditions: list[Any] = []
     if user_id is not None:
         conditions.append(col(UserSession.user_id) == user_id)
     if active is True:
-        conditions.append(session_is_active(now))
+        conditions.append(session_is_active(now, idle_since))
     elif active is False:
-        conditions.append(session_is_over(now))
+        conditions.append(session_is_over(now, idle_since))
     total = await db.scalar(select(func.count()).select_from(UserSession).where(*conditions))
     rows = await db.execute(
         select(
             *UserSession.__table__.columns,  # type: ignore[attr-defined]
-            session_is_active(now).label("is_active"),
+            session_is_active(now, idle_since).label("is_active"),
         )
         .where(*conditions)
         .order_by(col(UserSession.last_used_at).desc(), col(UserSession.id))
@@ -444,7 +451,7 @@ class Stats:
     registrations: list[tuple[date, int]]
 
 
-async def stats(db: AsyncSession) -> Stats:
+async def stats(db: AsyncSession, policy: SessionPolicy = SessionPolicy()) -> Stats:
     """Counts computed by the database (four aggregate queries, no rows loaded)."""
     now = utcnow()
     users = (
@@ -458,7 +465,9 @@ async def stats(db: AsyncSession) -> Stats:
     ).one()
     organizations = await db.scalar(select(func.count()).select_from(Organization))
     active_sessions = await db.scalar(
-        select(func.count()).select_from(UserSession).where(session_is_active(now))
+        select(func.count())
+        .select_from(UserSession)
+        .where(session_is_active(now, policy.idle_since(now)))
     )
     since = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = _utc_day(db)

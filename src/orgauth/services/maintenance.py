@@ -22,6 +22,7 @@ from orgauth.models import (
     utcnow,
 )
 from orgauth.services.audit_log import prune_events
+from orgauth.services.context import SessionPolicy
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,20 @@ class PruneResult:
 
 
 async def prune_expired(
-    session: AsyncSession, *, audit_retention_days: int = 0, webhook_retention_days: int = 0
+    session: AsyncSession,
+    *,
+    audit_retention_days: int = 0,
+    webhook_retention_days: int = 0,
+    policy: SessionPolicy = SessionPolicy(),
 ) -> PruneResult:
     """Delete what can no longer be used and, with a retention > 0, audit events and
     finished webhook deliveries older than that. Idempotent, so safe to run from several
     workers."""
     now = utcnow()
-    sessions = await session.execute(delete(UserSession).where(session_is_over(now)))
+    # Idle sessions (SESSION_IDLE_TIMEOUT_MINUTES) are over too.
+    sessions = await session.execute(
+        delete(UserSession).where(session_is_over(now, policy.idle_since(now)))
+    )
     tokens = await session.execute(delete(RefreshToken).where(col(RefreshToken.expires_at) < now))
     resets = await session.execute(
         delete(PasswordResetToken).where(
@@ -89,7 +97,11 @@ PRUNE_LOCK_ID = 0x6F72_6761_7570_72
 
 
 async def prune_with_lock(
-    session: AsyncSession, *, audit_retention_days: int = 0, webhook_retention_days: int = 0
+    session: AsyncSession,
+    *,
+    audit_retention_days: int = 0,
+    webhook_retention_days: int = 0,
+    policy: SessionPolicy = SessionPolicy(),
 ) -> PruneResult | None:
     """Prune unless another process is already doing it (PostgreSQL advisory lock).
 
@@ -110,4 +122,5 @@ async def prune_with_lock(
         session,
         audit_retention_days=audit_retention_days,
         webhook_retention_days=webhook_retention_days,
+        policy=policy,
     )

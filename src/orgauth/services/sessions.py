@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select, update
@@ -26,10 +26,9 @@ from orgauth.events import EventActor, log_line, record
 from orgauth.models import RefreshToken, User, UserSession, utcnow
 from orgauth.security.devices import parse_user_agent
 from orgauth.security.tokens import hash_token, new_refresh_token, refresh_token_hash
-from orgauth.services.context import AuthContext, ClientInfo
+from orgauth.services.context import AuthContext, ClientInfo, SessionPolicy
 
 # last_used_at is written at most this often per session, so reads do not become writes.
-SESSION_TOUCH_INTERVAL = timedelta(seconds=60)
 REASON_LOGOUT = "logout"
 REASON_LOGOUT_ALL = "logout_all"
 REASON_REVOKED = "revoked"
@@ -38,6 +37,7 @@ REASON_PASSWORD_CHANGED = "password_changed"
 REASON_PASSWORD_RESET = "password_reset"
 REASON_DEACTIVATED = "deactivated"
 REASON_ADMIN = "admin"
+REASON_EVICTED = "evicted"
 REASON_EMAIL_CHANGED = "email_changed"
 
 
@@ -95,6 +95,8 @@ async def start_session(
     does the bcrypt work.
     """
     now = utcnow()
+    if ctx.session_policy.max_sessions:
+        await _make_room(db, ctx.session_policy, user_id=user.id, now=now, client=client)
     device = parse_user_agent(client.user_agent)
     session_id = uuid.uuid4()
     expires_at = now + ctx.session_lifetime
@@ -117,6 +119,43 @@ async def start_session(
     refresh = await _add_refresh_token(db, ctx, session_id=session_id, session_expires=expires_at)
     access, expires_in = ctx.access_tokens.issue(user_id=user.id, session_id=session_id)
     return IssuedTokens(access, refresh, expires_in, user, session_id)
+
+
+async def _make_room(
+    db: AsyncSession,
+    policy: SessionPolicy,
+    *,
+    user_id: uuid.UUID,
+    now: datetime,
+    client: ClientInfo,
+) -> None:
+    """Revoke the user's least recently used active sessions until a new one fits in
+    ``MAX_SESSIONS_PER_USER``. The caller holds the user's row lock (a sign-in updates the
+    row first), so concurrent sign-ins, on any worker, take turns and never exceed it."""
+    active = (
+        await db.execute(
+            select(col(UserSession.id))
+            .where(
+                col(UserSession.user_id) == user_id,
+                session_data.session_is_active(now, policy.idle_since(now)),
+            )
+            .order_by(col(UserSession.last_used_at).desc(), col(UserSession.created_at).desc())
+        )
+    ).scalars()
+    evicted = list(active)[policy.max_sessions - 1 :]
+    if not evicted:
+        return
+    await session_data.revoke_sessions(
+        db, col(UserSession.id).in_(evicted), now=now, reason=REASON_EVICTED
+    )
+    for session_id in evicted:
+        record(
+            db,
+            "session.evicted",
+            actor=EventActor.user(user_id),
+            targets=[events.session(session_id)],
+            client=client,
+        )
 
 
 async def _add_refresh_token(
@@ -165,7 +204,7 @@ async def rotate_refresh_token(db: AsyncSession, ctx: AuthContext, *, token: str
             .join(UserSession, col(UserSession.user_id) == col(User.id))
             .where(
                 col(UserSession.id) == session_id,
-                session_data.session_is_active(now),
+                session_data.session_is_active(now, ctx.session_policy.idle_since(now)),
                 col(User.is_active).is_(True),
             )
         )
@@ -219,36 +258,52 @@ async def _handle_unusable_token(
 
 
 async def authenticate(
-    statements: Statements, *, user_id: uuid.UUID, session_id: uuid.UUID
+    statements: Statements,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    policy: SessionPolicy = SessionPolicy(),
 ) -> Principal | None:
-    """The per-request check: an active, unexpired session of an active user.
+    """The per-request check: an active, unexpired, not idle session of an active user.
 
     One indexed query (primary key of ``user_sessions`` joined to ``users``) outside any
     transaction: a single round trip. ``last_used_at`` is written at most every
-    :data:`SESSION_TOUCH_INTERVAL`.
+    ``policy.touch_interval``.
     """
     now = utcnow()
     row = await session_data.find_active_session_user(
-        statements, user_id=user_id, session_id=session_id, now=now
+        statements,
+        user_id=user_id,
+        session_id=session_id,
+        now=now,
+        idle_since=policy.idle_since(now),
     )
     if row is None:
         return None
-    if now - row["session_last_used_at"] >= SESSION_TOUCH_INTERVAL:
+    if now - row["session_last_used_at"] >= policy.touch_interval:
         await session_data.touch_session(statements, session_id=session_id, now=now)
     return Principal(row, session_id)
 
 
 async def list_active_sessions(
-    db: AsyncSession, *, user_id: uuid.UUID, current_session_id: uuid.UUID
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    current_session_id: uuid.UUID,
+    policy: SessionPolicy = SessionPolicy(),
 ) -> Sequence[Row[*tuple[Any, ...]]]:
     """Active, unexpired sessions of a user, most recently used first; each row has every
     ``user_sessions`` column and ``is_current`` (the session of ``current_session_id``)."""
+    now = utcnow()
     result = await db.execute(
         select(
             *UserSession.__table__.columns,  # type: ignore[attr-defined]
             (col(UserSession.id) == current_session_id).label("is_current"),
         )
-        .where(col(UserSession.user_id) == user_id, session_data.session_is_active(utcnow()))
+        .where(
+            col(UserSession.user_id) == user_id,
+            session_data.session_is_active(now, policy.idle_since(now)),
+        )
         .order_by(col(UserSession.last_used_at).desc(), col(UserSession.created_at).desc())
     )
     return result.all()

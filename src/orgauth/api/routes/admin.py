@@ -191,7 +191,12 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         active: bool | None = None,
     ) -> Page[AdminSessionRead]:
         rows, total = await admin_service.list_sessions(
-            db, page=page, limit=limit, user_id=user_id, active=active
+            db,
+            page=page,
+            limit=limit,
+            user_id=user_id,
+            active=active,
+            policy=auth.context.session_policy,
         )
         return Page[AdminSessionRead](
             data=[AdminSessionRead.model_validate(row) for row in rows],
@@ -297,7 +302,7 @@ def build_admin_router(auth: "OrgAuth") -> APIRouter:
         operation_id="admin_stats",
     )
     async def stats(db: Db) -> AdminStats:
-        result = await admin_service.stats(db)
+        result = await admin_service.stats(db, auth.context.session_policy)
         return AdminStats(
             users=UserStats(
                 total=result.users_total, active=result.users_active, superusers=result.superusers

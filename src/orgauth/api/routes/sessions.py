@@ -30,7 +30,10 @@ def build_sessions_router(auth: "OrgAuth") -> APIRouter:
     )
     async def my_sessions(principal: CurrentPrincipal, db: Db) -> SessionList:
         rows = await session_service.list_active_sessions(
-            db, user_id=principal.user_id, current_session_id=principal.session_id
+            db,
+            user_id=principal.user_id,
+            current_session_id=principal.session_id,
+            policy=auth.context.session_policy,
         )
         items = [SessionRead.model_validate(row) for row in rows]
         return SessionList(sessions=items, total=len(items))
